@@ -1,0 +1,1 @@
+"""extraction-watch: command line, simulator, evaluation and reports around :mod:`models`."""

@@ -1,0 +1,1210 @@
+"""The event contract: decoding and validating the events extraction-watch reads.
+
+Two event types enter the pipeline, each one JSON object per message (a Kafka
+record or a line of a JSON Lines file):
+
+- ``api_call`` v1, one per call to the LLM API, decoded by
+  :func:`decode_api_call` into an :class:`ApiCall`;
+- ``model_release`` v1, one per model launch, decoded by
+  :func:`decode_model_release` into a :class:`ModelRelease`.
+
+The JSON Schemas in ``models/schemas/`` describe the same contract for
+producers; this module is the implementation the engine trusts.
+
+The protocol, stated once:
+
+- A payload that breaks the contract raises :class:`ContractError`, whose
+  ``reason`` is one of :data:`DEAD_LETTER_REASONS`; the caller turns it into a
+  dead-letter record with :func:`dead_letter` and moves on. No other exception
+  escapes the decoders for bad input.
+- Unknown fields are ignored and never forwarded.
+- Raw text (:data:`RAW_TEXT_FIELDS`: ``prompt``, ``completion``, ``messages``,
+  ``text``, ``content``) is dropped on sight and only counted: it is never
+  stored on the event, never put into an error message, never forwarded, and is
+  removed at every nesting level from dead letters. A payload that carries raw
+  text but is otherwise valid is a valid event.
+- Event time comes only from the events; nothing here reads the clock.
+
+Decoding is the per-event hot path, so :func:`decode_api_call` is written as
+one straight run of ``type(x) is ...`` checks and keeps three bounded
+memoisation tables (timestamp minute prefixes, timestamp second/offset
+suffixes, IP address validity). They cache pure functions of their keys, so
+results never depend on what was decoded before.
+
+>>> event = decode_api_call(
+...     b'{"v": 1, "event_id": "e-1", "ts": "2026-03-06T10:00:00.123Z",'
+...     b' "account_id": "acct-7", "access_path": "api", "client_ip": "203.0.113.9",'
+...     b' "model": "frontier-2", "features": ["tools"], "input_tokens": 812,'
+...     b' "output_tokens": 1204, "status": 200, "prompt": "never kept"}'
+... )
+>>> event.account_id, event.t, event.raw_text_dropped
+('acct-7', 1772791200.123, 1)
+>>> "prompt" in event.to_dict()
+False
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "ACCESS_PATHS",
+    "API_CALL_FIELDS",
+    "CONTRACT_VERSION",
+    "DEAD_LETTER_PAYLOAD_BYTES",
+    "DEAD_LETTER_REASONS",
+    "MAX_PAYLOAD_BYTES",
+    "RAW_TEXT_FIELDS",
+    "ApiCall",
+    "ContractError",
+    "ModelRelease",
+    "dead_letter",
+    "decode_api_call",
+    "decode_model_release",
+    "format_rfc3339",
+    "parse_rfc3339",
+]
+
+CONTRACT_VERSION = 1
+"""The only ``v`` this decoder reads."""
+
+MAX_PAYLOAD_BYTES = 1 << 20
+"""Payloads larger than this (1 MiB, before decoding) are rejected as ``too_large``."""
+
+DEAD_LETTER_PAYLOAD_BYTES = 64 << 10
+"""A dead letter's ``payload`` serialises to at most this many bytes (64 KiB)."""
+
+RAW_TEXT_FIELDS = frozenset({"prompt", "completion", "messages", "text", "content"})
+"""Fields that carry raw prompt or completion text: dropped on sight, only counted."""
+
+ACCESS_PATHS = frozenset({"api", "chat", "cloud", "agent", "other"})
+"""How a call reached the model: the direct API, a chat product, a third-party
+cloud platform, an agent product, or something else."""
+
+DEAD_LETTER_REASONS = (
+    # Raised by the decoders in this module.
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "unsupported_version",
+    "missing_field",
+    "wrong_type",
+    "out_of_range",
+    "bad_timestamp",
+    "bad_ip",
+    "too_large",
+    # Raised by the engine: a repeated event_id, an event older than the
+    # watermark allows, an event time too far from the stream's time.
+    "duplicate",
+    "late",
+    "time_out_of_range",
+)
+"""Every machine-readable ``reason`` a :class:`ContractError` or dead letter can carry."""
+
+API_CALL_FIELDS = (
+    "v",
+    "event_id",
+    "ts",
+    "account_id",
+    "org_id",
+    "api_key_id",
+    "access_path",
+    "client_ip",
+    "asn",
+    "tls_fingerprint",
+    "user_agent",
+    "payment_fingerprint",
+    "account_created_at",
+    "model",
+    "features",
+    "task",
+    "prompt_simhash",
+    "cot_elicitation",
+    "input_tokens",
+    "output_tokens",
+    "status",
+    "latency_ms",
+)
+"""The api_call v1 fields, in the order they are checked (the first bad one is reported)."""
+
+_MESSAGE_VALUE_CHARS = 80
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+# First instant of year 10000: contract timestamps lie in [0, _T_END).
+_T_END = (date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL + 1) * 86400
+_CACHE_LIMIT = 100_000
+_MAX_TS_CHARS = len("2026-03-06T10:00:00.123456789+02:00")
+# Longest textual IP address ipaddress accepts without a scope id
+# ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255").
+_MAX_IP_CHARS = 45
+
+
+class ContractError(ValueError):
+    """A payload breaks the event contract.
+
+    ``reason`` is a code from :data:`DEAD_LETTER_REASONS`, ``message`` says what
+    is wrong for a human, ``field`` names the offending field (or is None).
+    Messages name fields and types and may quote short numbers, booleans and
+    nulls, but never the content of a string: a string in the wrong field
+    might be raw text.
+
+    >>> try:
+    ...     decode_api_call(b'{"v": 1, "event_id": 7}')
+    ... except ContractError as exc:
+    ...     print(exc.reason, exc.field, "|", exc.message)
+    wrong_type event_id | field 'event_id' must be a string, got integer 7
+    """
+
+    def __init__(self, reason: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+        self.field = field
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, self.message, self.field))
+
+
+# --------------------------------------------------------------------------
+# RFC 3339 timestamps
+# --------------------------------------------------------------------------
+
+# Fixed-width date-time prefix (16 chars, up to the minute), then seconds,
+# optional fraction, offset. ASCII digits only: str.isdigit and int() would
+# accept other scripts' digits.
+_TS_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2})"
+    r":([0-9]{2})(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+# "YYYY-MM-DDTHH:MM" -> epoch seconds of that minute read as UTC.
+_minute_epochs: dict[str, int] = {}
+# ":SS[.fff]Z" or ":SS[.fff]+HH:MM" -> seconds to add to the minute (offset applied).
+_suffix_seconds: dict[str, float] = {}
+
+
+def _epoch_slow(s: str) -> float | None:
+    """Validate ``s`` fully, fill the caches, return epoch seconds or None."""
+    match = _TS_RE.fullmatch(s) if len(s) <= _MAX_TS_CHARS else None
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    try:
+        local = datetime(int(year), int(month), int(day), int(hour), int(minute))
+    except ValueError:
+        return None
+    sec = int(second)
+    # Second 60 is a leap second. Without a leap-second table we accept it on
+    # any minute and fold it onto the next minute's first second, as POSIX
+    # time does (23:59:60Z and 00:00:00Z the next day give the same epoch).
+    if sec > 60:
+        return None
+    offset = 0
+    if sign is not None:
+        oh, om = int(off_h), int(off_m)
+        if oh > 23 or om > 59:
+            return None
+        offset = (oh * 3600 + om * 60) * (1 if sign == "+" else -1)
+    base = (local.toordinal() - _EPOCH_ORDINAL) * 86400 + local.hour * 3600 + local.minute * 60
+    rest = sec - offset + (int(fraction) / 10 ** len(fraction) if fraction else 0)
+    if len(_minute_epochs) > _CACHE_LIMIT:
+        _minute_epochs.clear()
+    if len(_suffix_seconds) > _CACHE_LIMIT:
+        _suffix_seconds.clear()
+    _minute_epochs[s[:16]] = base
+    _suffix_seconds[s[16:]] = rest
+    t = base + rest
+    return t if 0 <= t < _T_END else None
+
+
+def _epoch(s: str) -> float | None:
+    """Epoch seconds of an RFC 3339 string, or None if it is not one we accept."""
+    base = _minute_epochs.get(s[:16])
+    rest = _suffix_seconds.get(s[16:])
+    if base is None or rest is None:
+        return _epoch_slow(s)
+    t = base + rest
+    return t if 0 <= t < _T_END else None
+
+
+def parse_rfc3339(s: str) -> float:
+    """Parse an RFC 3339 timestamp into epoch seconds (UTC) as a float.
+
+    The offset is required (``Z``, ``z`` or ``+HH:MM``/``-HH:MM``); the
+    fraction is optional, up to 9 digits; the date and time may be separated
+    by ``T``, ``t`` or a space. The instant must fall in the years 1970..9999
+    (UTC). A leap second (``:60``) folds onto the next second, as in POSIX
+    time. Raises ValueError for anything else.
+
+    >>> parse_rfc3339("2026-03-06T10:00:00.123Z")
+    1772791200.123
+    >>> parse_rfc3339("2026-03-06 12:00:00+02:00") == parse_rfc3339("2026-03-06T10:00:00Z")
+    True
+    >>> parse_rfc3339("2026-03-06T10:00:00")
+    Traceback (most recent call last):
+    ...
+    ValueError: not an RFC 3339 timestamp in years 1970..9999 (string of length 19)
+    """
+    t = _epoch(s) if type(s) is str else None
+    if t is None:
+        raise ValueError(f"not an RFC 3339 timestamp in years 1970..9999 ({_describe(s)})")
+    return t
+
+
+def format_rfc3339(t: float) -> str:
+    """Format epoch seconds as UTC RFC 3339 with millisecond precision.
+
+    The instant is rounded to the nearest millisecond and then handled as an
+    integer number of milliseconds, so no float drift creeps into the digits:
+    ``format_rfc3339(parse_rfc3339(s)) == s`` for every millisecond-precision
+    ``Z`` timestamp, and ``parse_rfc3339(format_rfc3339(t))`` is ``t`` rounded
+    to the millisecond. Raises ValueError outside the years 1970..9999.
+
+    >>> format_rfc3339(1772791200.123)
+    '2026-03-06T10:00:00.123Z'
+    >>> format_rfc3339(0)
+    '1970-01-01T00:00:00.000Z'
+    """
+    try:
+        ms = round(t * 1000)
+    except (OverflowError, ValueError, TypeError):
+        raise ValueError(f"not a finite number of seconds: {_describe(t)}") from None
+    if not 0 <= ms < _T_END * 1000:
+        raise ValueError(f"outside the years 1970..9999: {_describe(t)}")
+    seconds, millis = divmod(ms, 1000)
+    days, seconds = divmod(seconds, 86400)
+    day = date.fromordinal(_EPOCH_ORDINAL + days)
+    hour, seconds = divmod(seconds, 3600)
+    minute, second = divmod(seconds, 60)
+    return (
+        f"{day.year:04d}-{day.month:02d}-{day.day:02d}"
+        f"T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+    )
+
+
+# --------------------------------------------------------------------------
+# Field checks shared by the fast path and the error diagnosis
+# --------------------------------------------------------------------------
+
+_ip_validity: dict[str, bool] = {}
+
+
+def _ip_ok_slow(s: str) -> bool:
+    # Zone ids ("fe80::1%eth0") are link-local details, not an address we can
+    # correlate on; the JSON Schema "ipv6" format rejects them too.
+    if len(s) > _MAX_IP_CHARS or "%" in s:
+        return False
+    try:
+        ipaddress.ip_address(s)
+    except ValueError:
+        ok = False
+    else:
+        ok = True
+    if len(_ip_validity) > _CACHE_LIMIT:
+        _ip_validity.clear()
+    _ip_validity[s] = ok
+    return ok
+
+
+_HEX16 = re.compile(r"[0-9a-f]{16}").fullmatch
+
+_JSON_TYPE_NAMES = {
+    type(None): "null",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
+
+
+def _describe(value: object) -> str:
+    """Say what a value is without quoting any string content."""
+    kind = type(value)
+    name = _JSON_TYPE_NAMES.get(kind)
+    if name is None:
+        return f"Python {kind.__name__}"
+    if kind is str:
+        return f"string of length {len(value)}"  # type: ignore[arg-type]
+    if kind is list:
+        return f"array of length {len(value)}"  # type: ignore[arg-type]
+    if kind is dict:
+        return f"object with {len(value)} fields"  # type: ignore[arg-type]
+    if kind is bool or value is None:
+        return f"{name} {orjson.dumps(value).decode()}"
+    text = repr(value)
+    if len(text) > _MESSAGE_VALUE_CHARS:
+        text = text[: _MESSAGE_VALUE_CHARS - 3] + "..."
+    return f"{name} {text}"
+
+
+# Field rules as data: (name, kind, required, low, high). The decoders check
+# the same rules inline for speed; this table is the readable statement of
+# the contract and produces the error when the fast path finds a fault.
+_Rule = tuple[str, str, bool, Any, Any]
+_API_CALL_RULES: tuple[_Rule, ...] = (
+    ("event_id", "str", True, 1, 128),
+    ("ts", "ts", True, None, None),
+    ("account_id", "str", True, 1, 128),
+    ("org_id", "str", False, 1, 128),
+    ("api_key_id", "str", False, 1, 128),
+    ("access_path", "enum", True, ACCESS_PATHS, None),
+    ("client_ip", "ip", True, None, None),
+    ("asn", "int", False, 0, None),
+    ("tls_fingerprint", "str", False, 0, 128),
+    ("user_agent", "str", False, 0, 512),
+    ("payment_fingerprint", "str", False, 0, 128),
+    ("account_created_at", "ts", False, None, None),
+    ("model", "str", True, 1, 128),
+    ("features", "features", True, 16, 32),
+    ("task", "str", False, 1, 32),
+    ("prompt_simhash", "hex16", False, None, None),
+    ("cot_elicitation", "unit", False, 0, 1),
+    ("input_tokens", "int", True, 0, None),
+    ("output_tokens", "int", True, 0, None),
+    ("status", "int", True, 100, 599),
+    ("latency_ms", "int", False, 0, None),
+)
+_MODEL_RELEASE_RULES: tuple[_Rule, ...] = (
+    ("model", "str", True, 1, 128),
+    ("released_at", "ts", True, None, None),
+)
+_RULES_BY_NAME = {rule[0]: rule for rule in _API_CALL_RULES + _MODEL_RELEASE_RULES}
+# Python types each kind of field accepts (bool is not int: type() is exact).
+_KIND_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "ts": (str,),
+    "enum": (str,),
+    "ip": (str,),
+    "hex16": (str,),
+    "int": (int,),
+    "unit": (int, float),
+    "features": (list,),
+}
+_KIND_EXPECTED = {
+    "str": "a string",
+    "ts": "an RFC 3339 string",
+    "enum": "a string",
+    "ip": "a string",
+    "hex16": "a string",
+    "int": "an integer",
+    "unit": "a number",
+    "features": "an array of strings",
+}
+
+
+def _range_text(low: int, high: int | None) -> str:
+    return f">= {low}" if high is None else f"in {low}..{high}"
+
+
+def _check(obj: Mapping[str, Any], rule: _Rule) -> ContractError | None:
+    """The error ``rule`` finds in ``obj``, or None if the field is fine."""
+    name, kind, required, low, high = rule
+    if name not in obj:
+        if required:
+            return ContractError("missing_field", f"missing required field '{name}'", name)
+        return None
+    value = obj[name]
+    if value is None and not required:
+        return None
+    if type(value) not in _KIND_TYPES[kind]:
+        expected = _KIND_EXPECTED[kind] if required else _KIND_EXPECTED[kind] + " or null"
+        return _wrong_type(name, expected, value)
+    if kind == "str":
+        if not low <= len(value) <= high:
+            return ContractError(
+                "out_of_range",
+                f"field '{name}' must be {low}..{high} characters long, got {len(value)}",
+                name,
+            )
+    elif kind == "int":
+        if value < low or (high is not None and value > high):
+            return ContractError(
+                "out_of_range",
+                f"field '{name}' must be {_range_text(low, high)}, got {_describe(value)}",
+                name,
+            )
+    elif kind == "unit":
+        if not low <= value <= high:  # also catches NaN
+            return ContractError(
+                "out_of_range", f"field '{name}' must be in [0, 1], got {_describe(value)}", name
+            )
+    elif kind == "enum":
+        if value not in low:
+            return ContractError(
+                "out_of_range",
+                f"field '{name}' must be one of {', '.join(sorted(low))}, got {_describe(value)}",
+                name,
+            )
+    elif kind == "ts":
+        if _epoch(value) is None:
+            return ContractError(
+                "bad_timestamp",
+                f"field '{name}' must be an RFC 3339 timestamp with an offset"
+                f" in years 1970..9999, got {_describe(value)}",
+                name,
+            )
+    elif kind == "ip":
+        ok = _ip_validity.get(value)
+        if not (ok if ok is not None else _ip_ok_slow(value)):
+            return ContractError(
+                "bad_ip",
+                f"field '{name}' must be an IPv4 or IPv6 address, got {_describe(value)}",
+                name,
+            )
+    elif kind == "hex16":
+        if _HEX16(value) is None:
+            return ContractError(
+                "out_of_range",
+                f"field '{name}' must be exactly 16 lowercase hex digits, got {_describe(value)}",
+                name,
+            )
+    elif kind == "features":
+        if len(value) > low:
+            return ContractError(
+                "out_of_range",
+                f"field '{name}' must have at most {low} items, got {len(value)}",
+                name,
+            )
+        for i, item in enumerate(value):
+            if type(item) is not str:
+                return _wrong_type(f"{name}[{i}]", "a string", item, name)
+            if not 1 <= len(item) <= high:
+                return ContractError(
+                    "out_of_range",
+                    f"field '{name}[{i}]' must be 1..{high} characters long, got {len(item)}",
+                    name,
+                )
+    return None
+
+
+def _wrong_type(label: str, expected: str, value: object, field: str | None = None) -> ContractError:
+    return ContractError(
+        "wrong_type", f"field '{label}' must be {expected}, got {_describe(value)}", field or label
+    )
+
+
+def _field_error(obj: Mapping[str, Any], name: str) -> ContractError:
+    """The error for a field the fast path rejected."""
+    error = _check(obj, _RULES_BY_NAME[name])
+    if error is None:  # the fast path and the rules disagree: a bug here
+        raise AssertionError(f"fast path rejected field '{name}' but its rule accepts it")
+    return error
+
+
+def _first_error(obj: Mapping[str, Any], rules: tuple[_Rule, ...]) -> ContractError | None:
+    """The first contract error in ``obj`` in rule order (the fast path's order)."""
+    error = _version_error(obj)
+    if error is not None:
+        return error
+    for rule in rules:
+        error = _check(obj, rule)
+        if error is not None:
+            return error
+    return None
+
+
+def _version_error(obj: Mapping[str, Any]) -> ContractError | None:
+    if "v" not in obj:
+        return ContractError("missing_field", "missing required field 'v'", "v")
+    v = obj["v"]
+    if type(v) is not int or v != CONTRACT_VERSION:
+        return ContractError(
+            "unsupported_version",
+            f"field 'v' must be {CONTRACT_VERSION}, got {_describe(v)}",
+            "v",
+        )
+    return None
+
+
+# --------------------------------------------------------------------------
+# Payload -> JSON object
+# --------------------------------------------------------------------------
+
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+
+
+def _payload_size(payload: object) -> int:
+    """Size in bytes of a bytes-like or str payload (str: its UTF-8 length)."""
+    if type(payload) is memoryview:
+        return payload.nbytes
+    if type(payload) is str:
+        # A str holds at most 4 UTF-8 bytes per character; encode only when it matters.
+        if len(payload) > MAX_PAYLOAD_BYTES or len(payload) * 4 <= MAX_PAYLOAD_BYTES:
+            return len(payload)
+        return len(payload.encode("utf-8", "surrogatepass"))
+    return len(payload)  # type: ignore[arg-type]
+
+
+def _decode_error(payload: bytes | bytearray | memoryview | str, exc: Exception) -> ContractError:
+    """Tell invalid UTF-8 from invalid JSON (orjson reports both the same way)."""
+    try:
+        if type(payload) is str:
+            payload.encode("utf-8")
+        else:
+            bytes(payload).decode("utf-8")
+    except UnicodeError as bad:
+        where = getattr(bad, "start", 0)
+        return ContractError("not_utf8", f"payload is not valid UTF-8 (at byte or char {where})")
+    detail = getattr(exc, "msg", "invalid document")[:_MESSAGE_VALUE_CHARS]
+    position = getattr(exc, "pos", None)
+    return ContractError("not_json", f"payload is not valid JSON: {detail} (at char {position})")
+
+
+def _load_object(payload: object) -> dict[str, Any]:
+    """Size, UTF-8, JSON and object checks, in that order, for any payload type."""
+    ptype = type(payload)
+    if ptype is dict:
+        return payload  # type: ignore[return-value]
+    if ptype not in (bytes, bytearray, memoryview, str):
+        raise TypeError(f"payload must be bytes, bytearray, memoryview, str or dict, not {ptype.__name__}")
+    size = _payload_size(payload)
+    if size > MAX_PAYLOAD_BYTES:
+        raise ContractError(
+            "too_large", f"payload is {size} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
+        )
+    if ptype is memoryview:
+        payload = payload.tobytes()  # type: ignore[attr-defined]
+    try:
+        obj = _loads(payload)  # type: ignore[arg-type]
+    except _JSONDecodeError as exc:
+        # Built here, raised below: outside the handler the error carries no
+        # __context__, so orjson's exception (which holds the whole document,
+        # raw text included) is not kept alive by the traceback.
+        obj = _decode_error(payload, exc)  # type: ignore[arg-type]
+    if type(obj) is not dict:
+        if type(obj) is ContractError:
+            raise obj
+        raise ContractError("not_object", f"payload is {_describe(obj)}, not a JSON object")
+    return obj
+
+
+# --------------------------------------------------------------------------
+# api_call v1
+# --------------------------------------------------------------------------
+
+
+class ApiCall:
+    """One decoded ``api_call`` v1 event: metadata only, never raw text.
+
+    Build it with :func:`decode_api_call` from untrusted input; the
+    constructor stores the values it is given without checking them.
+    ``ts`` and ``account_created_at`` keep the producer's strings (``t`` and
+    ``account_created_t`` are their epoch seconds), ``features`` is a tuple,
+    ``simhash`` is the 64-bit ``prompt_simhash`` as an int, ``cot`` the
+    ``cot_elicitation`` score, and ``raw_text_dropped`` counts the raw-text
+    fields the payload carried.
+
+    >>> e = decode_api_call(
+    ...     '{"v": 1, "event_id": "e-1", "ts": "2026-03-06T12:00:00+02:00",'
+    ...     ' "account_id": "a", "access_path": "chat", "client_ip": "2001:db8::1",'
+    ...     ' "model": "m", "features": [], "input_tokens": 3, "output_tokens": 5,'
+    ...     ' "status": 429, "prompt_simhash": "00000000000000ff"}'
+    ... )
+    >>> e
+    ApiCall(event_id='e-1', ts='2026-03-06T12:00:00+02:00', account_id='a', model='m')
+    >>> e.simhash, e.t == parse_rfc3339("2026-03-06T10:00:00Z")
+    (255, True)
+    >>> decode_api_call(e.to_dict()) == e
+    True
+    """
+
+    __slots__ = (
+        "event_id",
+        "ts",
+        "t",
+        "account_id",
+        "org_id",
+        "api_key_id",
+        "access_path",
+        "client_ip",
+        "asn",
+        "tls_fingerprint",
+        "user_agent",
+        "payment_fingerprint",
+        "account_created_at",
+        "account_created_t",
+        "model",
+        "features",
+        "task",
+        "simhash",
+        "cot",
+        "input_tokens",
+        "output_tokens",
+        "status",
+        "latency_ms",
+        "raw_text_dropped",
+    )
+
+    event_id: str
+    ts: str
+    t: float
+    account_id: str
+    org_id: str | None
+    api_key_id: str | None
+    access_path: str
+    client_ip: str
+    asn: int | None
+    tls_fingerprint: str | None
+    user_agent: str | None
+    payment_fingerprint: str | None
+    account_created_at: str | None
+    account_created_t: float | None
+    model: str
+    features: tuple[str, ...]
+    task: str | None
+    simhash: int | None
+    cot: float | None
+    input_tokens: int
+    output_tokens: int
+    status: int
+    latency_ms: int | None
+    raw_text_dropped: int
+
+    def __init__(
+        self,
+        *,
+        event_id: str,
+        ts: str,
+        t: float,
+        account_id: str,
+        access_path: str,
+        client_ip: str,
+        model: str,
+        features: tuple[str, ...] = (),
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        status: int = 200,
+        org_id: str | None = None,
+        api_key_id: str | None = None,
+        asn: int | None = None,
+        tls_fingerprint: str | None = None,
+        user_agent: str | None = None,
+        payment_fingerprint: str | None = None,
+        account_created_at: str | None = None,
+        account_created_t: float | None = None,
+        task: str | None = None,
+        simhash: int | None = None,
+        cot: float | None = None,
+        latency_ms: int | None = None,
+        raw_text_dropped: int = 0,
+    ) -> None:
+        self.event_id = event_id
+        self.ts = ts
+        self.t = t
+        self.account_id = account_id
+        self.org_id = org_id
+        self.api_key_id = api_key_id
+        self.access_path = access_path
+        self.client_ip = client_ip
+        self.asn = asn
+        self.tls_fingerprint = tls_fingerprint
+        self.user_agent = user_agent
+        self.payment_fingerprint = payment_fingerprint
+        self.account_created_at = account_created_at
+        self.account_created_t = account_created_t
+        self.model = model
+        self.features = tuple(features)
+        self.task = task
+        self.simhash = simhash
+        self.cot = cot
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.status = status
+        self.latency_ms = latency_ms
+        self.raw_text_dropped = raw_text_dropped
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as an api_call v1 object: contract fields only, ready to forward.
+
+        Timestamps are the producer's original strings, ``prompt_simhash`` is
+        16 lowercase hex digits again, absent optional fields are null.
+        """
+        simhash = self.simhash
+        return {
+            "v": CONTRACT_VERSION,
+            "event_id": self.event_id,
+            "ts": self.ts,
+            "account_id": self.account_id,
+            "org_id": self.org_id,
+            "api_key_id": self.api_key_id,
+            "access_path": self.access_path,
+            "client_ip": self.client_ip,
+            "asn": self.asn,
+            "tls_fingerprint": self.tls_fingerprint,
+            "user_agent": self.user_agent,
+            "payment_fingerprint": self.payment_fingerprint,
+            "account_created_at": self.account_created_at,
+            "model": self.model,
+            "features": list(self.features),
+            "task": self.task,
+            "prompt_simhash": None if simhash is None else f"{simhash:016x}",
+            "cot_elicitation": self.cot,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ApiCall:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"ApiCall(event_id={self.event_id!r}, ts={self.ts!r}, "
+            f"account_id={self.account_id!r}, model={self.model!r})"
+        )
+
+
+_new_object = object.__new__
+
+
+def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, Any]) -> ApiCall:
+    """Decode and validate one api_call v1 payload.
+
+    Accepts the raw message (bytes, bytearray, memoryview or str) or an
+    already parsed JSON object (dict, which is not modified). Checks run in
+    this order and the first failure raises :class:`ContractError`: size
+    (``too_large``), UTF-8 (``not_utf8``), JSON (``not_json``; NaN, Infinity
+    and nesting deeper than orjson's limit are not JSON), object
+    (``not_object``), ``v`` (``missing_field``, ``unsupported_version``), then
+    each field in :data:`API_CALL_FIELDS` order (``missing_field``,
+    ``wrong_type``, ``out_of_range``, ``bad_timestamp``, ``bad_ip``). A JSON
+    ``null`` counts as absent for optional fields and as ``wrong_type`` for
+    required ones; booleans are not integers and integral floats such as
+    ``1.0`` are not integers either.
+
+    >>> for bad in (b'{"v": 1, "event_id": "e', b'[1, 2]', b'{"v": 2}', b'{"v": 1}'):
+    ...     try:
+    ...         decode_api_call(bad)
+    ...     except ContractError as exc:
+    ...         print(exc)
+    not_json: payload is not valid JSON: unexpected end of data (at char 23)
+    not_object: payload is array of length 2, not a JSON object
+    unsupported_version: field 'v' must be 1, got integer 2
+    missing_field: missing required field 'event_id'
+    """
+    # Hot path: one orjson call, then straight-line type checks; the rule
+    # table in _check only runs to describe a failure.
+    ptype = type(payload)
+    if ptype is bytes and len(payload) <= MAX_PAYLOAD_BYTES:
+        try:
+            obj = _loads(payload)
+        except _JSONDecodeError as exc:
+            obj = _decode_error(payload, exc)  # type: ignore[arg-type]
+        if type(obj) is not dict:
+            if type(obj) is ContractError:
+                raise obj
+            raise ContractError("not_object", f"payload is {_describe(obj)}, not a JSON object")
+    else:
+        obj = _load_object(payload)
+    get = obj.get
+
+    v = get("v")
+    if v != 1 or type(v) is not int:
+        raise _version_error(obj)  # type: ignore[misc]
+
+    event_id = get("event_id")
+    if type(event_id) is not str or not 0 < len(event_id) <= 128:
+        raise _field_error(obj, "event_id")
+    ts = get("ts")
+    if type(ts) is not str:
+        raise _field_error(obj, "ts")
+    t = _epoch(ts)
+    if t is None:
+        raise _field_error(obj, "ts")
+    account_id = get("account_id")
+    if type(account_id) is not str or not 0 < len(account_id) <= 128:
+        raise _field_error(obj, "account_id")
+    org_id = get("org_id")
+    if org_id is not None and (type(org_id) is not str or not 0 < len(org_id) <= 128):
+        raise _field_error(obj, "org_id")
+    api_key_id = get("api_key_id")
+    if api_key_id is not None and (type(api_key_id) is not str or not 0 < len(api_key_id) <= 128):
+        raise _field_error(obj, "api_key_id")
+    access_path = get("access_path")
+    if type(access_path) is not str or access_path not in ACCESS_PATHS:
+        raise _field_error(obj, "access_path")
+    client_ip = get("client_ip")
+    if type(client_ip) is not str:
+        raise _field_error(obj, "client_ip")
+    ip_ok = _ip_validity.get(client_ip)
+    if ip_ok is None:
+        ip_ok = _ip_ok_slow(client_ip)
+    if not ip_ok:
+        raise _field_error(obj, "client_ip")
+    asn = get("asn")
+    if asn is not None and (type(asn) is not int or asn < 0):
+        raise _field_error(obj, "asn")
+    tls_fingerprint = get("tls_fingerprint")
+    if tls_fingerprint is not None and (
+        type(tls_fingerprint) is not str or len(tls_fingerprint) > 128
+    ):
+        raise _field_error(obj, "tls_fingerprint")
+    user_agent = get("user_agent")
+    if user_agent is not None and (type(user_agent) is not str or len(user_agent) > 512):
+        raise _field_error(obj, "user_agent")
+    payment_fingerprint = get("payment_fingerprint")
+    if payment_fingerprint is not None and (
+        type(payment_fingerprint) is not str or len(payment_fingerprint) > 128
+    ):
+        raise _field_error(obj, "payment_fingerprint")
+    account_created_at = get("account_created_at")
+    if account_created_at is None:
+        account_created_t = None
+    else:
+        if type(account_created_at) is not str:
+            raise _field_error(obj, "account_created_at")
+        account_created_t = _epoch(account_created_at)
+        if account_created_t is None:
+            raise _field_error(obj, "account_created_at")
+    model = get("model")
+    if type(model) is not str or not 0 < len(model) <= 128:
+        raise _field_error(obj, "model")
+    features = get("features")
+    if type(features) is not list or len(features) > 16:
+        raise _field_error(obj, "features")
+    for feature in features:
+        if type(feature) is not str or not 0 < len(feature) <= 32:
+            raise _field_error(obj, "features")
+    task = get("task")
+    if task is not None and (type(task) is not str or not 0 < len(task) <= 32):
+        raise _field_error(obj, "task")
+    prompt_simhash = get("prompt_simhash")
+    if prompt_simhash is None:
+        simhash = None
+    elif type(prompt_simhash) is str and _HEX16(prompt_simhash) is not None:
+        simhash = int(prompt_simhash, 16)
+    else:
+        raise _field_error(obj, "prompt_simhash")
+    cot = get("cot_elicitation")
+    if cot is not None:
+        if (type(cot) is not float and type(cot) is not int) or not 0 <= cot <= 1:
+            raise _field_error(obj, "cot_elicitation")
+        if type(cot) is int:
+            cot = float(cot)
+    input_tokens = get("input_tokens")
+    if type(input_tokens) is not int or input_tokens < 0:
+        raise _field_error(obj, "input_tokens")
+    output_tokens = get("output_tokens")
+    if type(output_tokens) is not int or output_tokens < 0:
+        raise _field_error(obj, "output_tokens")
+    status = get("status")
+    if type(status) is not int or not 100 <= status <= 599:
+        raise _field_error(obj, "status")
+    latency_ms = get("latency_ms")
+    if latency_ms is not None and (type(latency_ms) is not int or latency_ms < 0):
+        raise _field_error(obj, "latency_ms")
+
+    raw = 0
+    if not RAW_TEXT_FIELDS.isdisjoint(obj):
+        raw = sum(1 for name in RAW_TEXT_FIELDS if name in obj)
+
+    event = _new_object(ApiCall)
+    event.event_id = event_id
+    event.ts = ts
+    event.t = t
+    event.account_id = account_id
+    event.org_id = org_id
+    event.api_key_id = api_key_id
+    event.access_path = access_path
+    event.client_ip = client_ip
+    event.asn = asn
+    event.tls_fingerprint = tls_fingerprint
+    event.user_agent = user_agent
+    event.payment_fingerprint = payment_fingerprint
+    event.account_created_at = account_created_at
+    event.account_created_t = account_created_t
+    event.model = model
+    event.features = tuple(features)
+    event.task = task
+    event.simhash = simhash
+    event.cot = cot
+    event.input_tokens = input_tokens
+    event.output_tokens = output_tokens
+    event.status = status
+    event.latency_ms = latency_ms
+    event.raw_text_dropped = raw
+    return event
+
+
+# --------------------------------------------------------------------------
+# model_release v1
+# --------------------------------------------------------------------------
+
+
+class ModelRelease:
+    """One decoded ``model_release`` v1 event: a model became available at ``t``.
+
+    >>> r = decode_model_release(b'{"v": 1, "model": "frontier-3", "released_at": "2026-03-01T00:00:00Z"}')
+    >>> r
+    ModelRelease(model='frontier-3', released_at='2026-03-01T00:00:00Z')
+    >>> format_rfc3339(r.t)
+    '2026-03-01T00:00:00.000Z'
+    """
+
+    __slots__ = ("model", "released_at", "t")
+
+    model: str
+    released_at: str
+    t: float
+
+    def __init__(self, *, model: str, released_at: str, t: float) -> None:
+        self.model = model
+        self.released_at = released_at
+        self.t = t
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a model_release v1 object."""
+        return {"v": CONTRACT_VERSION, "model": self.model, "released_at": self.released_at}
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ModelRelease:
+            return NotImplemented
+        return (self.model, self.released_at, self.t) == (other.model, other.released_at, other.t)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ModelRelease(model={self.model!r}, released_at={self.released_at!r})"
+
+
+def decode_model_release(
+    payload: bytes | bytearray | memoryview | str | dict[str, Any],
+) -> ModelRelease:
+    """Decode and validate one model_release v1 payload (errors as in :func:`decode_api_call`).
+
+    >>> try:
+    ...     decode_model_release({"v": 1, "model": "m", "released_at": "2026-02-30T00:00:00Z"})
+    ... except ContractError as exc:
+    ...     print(exc.reason, exc.field)
+    bad_timestamp released_at
+    """
+    obj = _load_object(payload)
+    error = _first_error(obj, _MODEL_RELEASE_RULES)
+    if error is not None:
+        raise error
+    released_at = obj["released_at"]
+    return ModelRelease(model=obj["model"], released_at=released_at, t=_epoch(released_at))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------
+# Dead letters
+# --------------------------------------------------------------------------
+
+_MAX_DEAD_LETTER_DEPTH = 64
+_TOO_DEEP = "[too deep]"
+_REMOVED = '"[removed]"'
+_MAX_MESSAGE_CHARS = 1024
+_INT64_MIN = -(1 << 63)
+_UINT64_END = 1 << 64
+
+# A raw-text key and what follows it; the value is found by _value_end.
+_RAW_KEY_RE = re.compile(r'"(?:prompt|completion|messages|text|content)"\s*:\s*')
+# The rest of a JSON string after its opening quote, also when unterminated.
+# Possessive, so a long unterminated string costs linear time.
+_STRING_REST_RE = re.compile(r'(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.S)
+# Tokens for skipping an array or object: strings, brackets, everything else.
+_TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]|[^"\[\]{}]++', re.S)
+
+
+def _value_end(text: str, start: int) -> int:
+    """End of the JSON string, array or object at ``start`` (or of the text), else -1."""
+    first = text[start]
+    if first == '"':
+        return _STRING_REST_RE.match(text, start + 1).end()  # type: ignore[union-attr]
+    if first not in "[{":
+        return -1
+    depth = 0
+    for token in _TOKEN_RE.finditer(text, start):
+        piece = token.group()
+        if piece == "[" or piece == "{":
+            depth += 1
+        elif piece == "]" or piece == "}":
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    return len(text)
+
+
+def _scrub_text(text: str) -> tuple[str, int]:
+    """Best-effort removal of raw-text values from text that is not parseable JSON.
+
+    Each string, array or object that follows a raw-text key becomes
+    ``"[removed]"``; an unterminated one is removed up to the end.
+    """
+    pieces: list[str] = []
+    position = 0
+    removed = 0
+    search_from = 0
+    while True:
+        match = _RAW_KEY_RE.search(text, search_from)
+        if match is None or match.end() >= len(text):
+            break
+        end = _value_end(text, match.end())
+        if end < 0:  # a number, null or garbage: not text, keep it
+            search_from = match.end()
+            continue
+        pieces.append(text[position : match.end()])
+        pieces.append(_REMOVED)
+        removed += 1
+        position = search_from = end
+    pieces.append(text[position:])
+    return "".join(pieces), removed
+
+
+def _clean_str(s: str) -> str:
+    """A str orjson can serialise: lone surrogates become backslash escapes."""
+    if s.isascii():
+        return s
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return s
+
+
+class _Scrubber:
+    """Copies a parsed JSON value without raw-text fields, at every level."""
+
+    __slots__ = ("dropped", "truncated")
+
+    def __init__(self) -> None:
+        self.dropped = 0
+        self.truncated = False
+
+    def copy(self, value: Any, depth: int) -> Any:
+        vtype = type(value)
+        if vtype is str:
+            return _clean_str(value)
+        if value is None or vtype is bool or vtype is float:
+            return value
+        if vtype is int:
+            return value if _INT64_MIN <= value < _UINT64_END else str(value)
+        if vtype is dict or vtype is list or vtype is tuple:
+            # orjson.dumps stops at 255 levels; the record adds one.
+            if depth >= _MAX_DEAD_LETTER_DEPTH:
+                self.truncated = True
+                return _TOO_DEEP
+            if vtype is dict:
+                out = {}
+                for key, item in value.items():
+                    if key in RAW_TEXT_FIELDS:
+                        self.dropped += 1
+                        continue
+                    out[_clean_str(key) if type(key) is str else str(key)] = self.copy(item, depth + 1)
+                return out
+            return [self.copy(item, depth + 1) for item in value]
+        return f"<{vtype.__name__}>"
+
+
+def _cut_json_string(text: str, limit: int) -> tuple[str, bool]:
+    """Cut ``text`` so that its JSON serialisation takes at most ``limit`` bytes."""
+    size = len(orjson.dumps(text))
+    if size <= limit:
+        return text, False
+    while size > limit:
+        # Each character serialises to at least one byte, so dropping the
+        # excess in characters never overshoots; it converges in a few rounds.
+        text = text[: max(0, len(text) - (size - limit))]
+        size = len(orjson.dumps(text))
+    return text, True
+
+
+def dead_letter(
+    reason: str,
+    message: str,
+    source: Mapping[str, Any],
+    payload: bytes | bytearray | memoryview | str | dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Build one dead-letter record (dead_letter v1) for a payload that was rejected.
+
+    ``source`` says where the payload came from, e.g. ``{"file": "x.jsonl",
+    "line": 12}`` or ``{"topic": ..., "partition": ..., "offset": ...}``.
+    A payload that parses as a JSON object is stored as an object with the
+    raw-text fields removed at every nesting level (nesting beyond 64 levels is
+    replaced by ``"[too deep]"``); anything else is stored as a string (bytes
+    decoded with ``errors="backslashreplace"``; other JSON values serialised)
+    after a best-effort scrub that replaces each value following a raw-text
+    key with ``"[removed]"``. Payloads over :data:`MAX_PAYLOAD_BYTES` are not
+    parsed, only scrubbed as text. If the payload's JSON serialisation would
+    exceed :data:`DEAD_LETTER_PAYLOAD_BYTES`, the serialisation string is cut to
+    fit and ``payload_truncated`` is set. The record is orjson-serialisable.
+
+    >>> record = dead_letter(
+    ...     "wrong_type", "field 'asn' must be an integer or null, got string of length 2",
+    ...     {"file": "calls.jsonl", "line": 12},
+    ...     b'{"v": 1, "asn": "x1", "prompt": "secret", "meta": {"content": "secret"}}',
+    ... )
+    >>> record["payload"], record["raw_text_fields_dropped"], record["payload_truncated"]
+    ({'v': 1, 'asn': 'x1', 'meta': {}}, 2, False)
+    >>> dead_letter("not_json", "unexpected end of data", {"file": "f", "line": 1},
+    ...             b'{"v": 1, "prompt": "secret and unterminat')["payload"]
+    '{"v": 1, "prompt": "[removed]"'
+    """
+    if reason not in DEAD_LETTER_REASONS:
+        raise ValueError(f"unknown dead-letter reason {reason!r}")
+    limit = DEAD_LETTER_PAYLOAD_BYTES
+    scrubber = _Scrubber()
+    parsed: Any = None
+    is_json = False
+    text: str | None = None
+    ptype = type(payload)
+    if ptype in (bytes, bytearray, memoryview, str):
+        raw: bytes | str = payload.tobytes() if ptype is memoryview else payload  # type: ignore[union-attr,assignment]
+        if _payload_size(raw) > MAX_PAYLOAD_BYTES:
+            scrubber.truncated = True
+            raw = raw[:MAX_PAYLOAD_BYTES]
+        else:
+            try:
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                is_json = True
+        if not is_json:
+            if type(raw) is str:
+                text = _clean_str(raw)
+            else:
+                text = bytes(raw).decode("utf-8", "backslashreplace")
+    else:
+        parsed, is_json = payload, True
+
+    if is_json:
+        clean = scrubber.copy(parsed, 1)
+        if type(clean) is dict:
+            serialised = orjson.dumps(clean)
+            if len(serialised) <= limit:
+                stored: dict[str, Any] | str = clean
+            else:
+                stored, _ = _cut_json_string(serialised.decode("utf-8"), limit)
+                scrubber.truncated = True
+        else:
+            stored, cut = _cut_json_string(orjson.dumps(clean).decode("utf-8"), limit)
+            scrubber.truncated = scrubber.truncated or cut
+    else:
+        scrubbed, removed = _scrub_text(text)  # type: ignore[arg-type]
+        scrubber.dropped += removed
+        stored, cut = _cut_json_string(scrubbed, limit)
+        scrubber.truncated = scrubber.truncated or cut
+
+    message = _clean_str(str(message))[:_MAX_MESSAGE_CHARS]
+    return {
+        "v": CONTRACT_VERSION,
+        "reason": reason,
+        "message": message,
+        "source": dict(source),
+        "payload": stored,
+        "payload_truncated": scrubber.truncated,
+        "raw_text_fields_dropped": scrubber.dropped,
+    }

@@ -1,0 +1,680 @@
+"""The engine: a stream of API calls in, a stream of alerts and dead letters out.
+
+Event time only. Accepted events wait in a small buffer until the watermark
+(the largest event time seen minus ``lateness_s``) passes them, and are then
+applied in ``(ts, event_id)`` order, so the same set of events gives the same
+state whatever order they arrived in within the lateness bound. Every
+``tick_s`` of event time the engine scores the accounts active in that tick;
+every ``cluster_every_ticks`` ticks it links suspects into clusters, scores
+the clusters and runs the alert lifecycle. Nothing here reads the clock.
+
+>>> engine = Engine()
+>>> out = engine.process(b'{"v": 1}', source={"file": "x.jsonl", "line": 1})
+>>> out[0][0], out[0][1]["reason"]
+('dead_letter', 'missing_field')
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import zlib
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from operator import attrgetter
+from typing import Any
+
+from river import drift, stats
+
+from models.account import AccountState
+from models.account_score import AccountScorer
+from models.alerts import SEVERITY_RANK, AlertEpisode
+from models.cluster_score import ClusterScorer, dispersion_balance, js_divergence
+from models.cohort import CohortScorer
+from models.contract import (
+    ApiCall,
+    ContractError,
+    dead_letter,
+    decode_api_call,
+    decode_model_release,
+    format_rfc3339,
+)
+from models.egress import EgressKeyer
+from models.linking import link_components
+from models.pivot import PivotDetector
+from models.templates import TemplateIndex
+
+__all__ = ["Engine", "EngineConfig", "DETECTOR_VERSION"]
+
+DETECTOR_VERSION = "extraction-watch/0.1.0"
+_LN2 = math.log(2.0)
+_NOTHING: tuple = ()
+_BY_ID = attrgetter("account_id")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Hyperparameters of the engine (event-time seconds unless named otherwise)."""
+
+    lateness_s: float = 300.0
+    max_future_s: float = 86400.0
+    dedup_horizon_s: float = 3600.0
+    tick_s: float = 600.0
+    cluster_every_ticks: int = 3
+    idle_ttl_s: float = 3 * 86400.0
+    half_life_s: float = 12 * 3600.0
+    template_max_distance: int = 4
+    template_min_owners: int = 3
+    youth_days: float = 30.0
+    min_events: int = 2
+    suspect_score: float = 0.40
+    suspect_exit: float = 0.32
+    strong_suspect_score: float = 0.55
+    suspect_ttl_s: float = 24 * 3600.0
+    cohort_interval_s: float = 3600.0
+    cohort_min_score: float = 0.15
+    cohort_learn_one_in: int = 4
+    cluster_min_owners: int = 3
+    sync_window_s: float = 2 * 3600.0
+    warning_score: float = 0.45
+    critical_score: float = 0.62
+    critical_min_owners: int = 10
+    update_interval_s: float = 3600.0
+    quiet_s: float = 6 * 3600.0
+    release_warmup_s: float = 24 * 3600.0
+    pivot_horizon_s: float = 48 * 3600.0
+    pivot_min_share: float = 0.2
+    pivot_ratio: float = 2.0
+    pivot_min_events: int = 30
+    seed: int = 7
+    detector_version: str = DETECTOR_VERSION
+
+
+@dataclass
+class EngineStats:
+    """Counters for summaries and metrics (plain data, cheap to read)."""
+
+    received: int = 0
+    processed: int = 0
+    raw_text_dropped: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)
+    ticks: int = 0
+    evicted_accounts: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Engine:
+    """Turn api_call events into alert v1 records and dead letters.
+
+    ``process`` returns a (possibly empty) sequence of ``(kind, record)``
+    pairs, ``kind`` being ``"alert"`` or ``"dead_letter"``; alert records have
+    ``emitted_at`` set to ``None`` for the publisher to stamp.
+    """
+
+    def __init__(self, config: EngineConfig | None = None):
+        self.config = cfg = config or EngineConfig()
+        self.stats = EngineStats()
+        self._max_t: float | None = None
+        self._watermark = -math.inf
+        self._buffer: list[tuple[float, str, ApiCall]] = []
+        self._dedup_now: set[str] = set()
+        self._dedup_prev: set[str] = set()
+        self._dedup_rotate_t = -math.inf
+        self._next_tick: float | None = None
+        self._tick_index = 0
+        self._tick_active: list[AccountState] = []
+        self._tick_models: dict[str, int] = {}
+        self._stream_start: float | None = None
+        self._accounts: dict[str, AccountState] = {}
+        self._suspects: dict[str, AccountState] = {}
+        self._payments: dict[str, set[str]] = {}
+        self._pop_tasks: dict[str, int] = {}
+        self._models_first_seen: dict[str, float] = {}
+        self._releases: dict[str, float] = {}
+        self._explicit_releases: set[str] = set()
+        self._templates = TemplateIndex(max_distance=cfg.template_max_distance)
+        self._egress = EgressKeyer()
+        self._scorer = AccountScorer(youth_days=cfg.youth_days,
+                                     min_template_owners=cfg.template_min_owners)
+        self._cluster_scorer = ClusterScorer()
+        self._cohort = CohortScorer(seed=cfg.seed)
+        self._baselines: dict[str, stats.Mean] = {}
+        self._episodes: dict[str, AlertEpisode] = {}
+        self._member_episode: dict[str, str] = {}
+        self._pivot_tests: dict[tuple[str, str], PivotDetector] = {}
+        self._pivot_episodes: dict[tuple[str, str], AlertEpisode] = {}
+        self._cot_tests: dict[str, drift.PageHinkley] = {}
+        self._cluster_view: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ input
+    def add_release(self, payload: Any, source: dict | None = None) -> list[tuple[str, dict]]:
+        """Register an explicit model release (it wins over an inferred one)."""
+        try:
+            release = decode_model_release(payload)
+        except ContractError as err:
+            return [self._dead(err.reason, err.message, source, payload)]
+        self._releases[release.model] = release.t
+        self._explicit_releases.add(release.model)
+        return []
+
+    def process(self, payload: Any, source: dict | None = None) -> list | tuple:
+        """Decode, validate and process one raw api_call payload."""
+        self.stats.received += 1
+        try:
+            event = decode_api_call(payload)
+        except ContractError as err:
+            return [self._dead(err.reason, err.message, source, payload)]
+        return self._accept(event, payload, source)
+
+    def process_event(self, event: ApiCall, source: dict | None = None) -> list | tuple:
+        """Process an already decoded event."""
+        self.stats.received += 1
+        return self._accept(event, None, source)
+
+    def flush(self) -> list[tuple[str, dict]]:
+        """End of input: apply everything buffered and evaluate the last tick."""
+        out: list = []
+        if self._max_t is None:
+            return out
+        final = self._max_t + self.config.lateness_s + self.config.tick_s
+        self._release(math.inf, out)
+        while self._next_tick is not None and self._next_tick <= final:
+            self._tick(self._next_tick, out)
+        return out
+
+    def _dead(self, reason: str, message: str, source: dict | None, payload: Any) -> tuple[str, dict]:
+        counts = self.stats.dead_letters
+        counts[reason] = counts.get(reason, 0) + 1
+        return ("dead_letter", dead_letter(reason, message, source or {}, payload))
+
+    def _accept(self, ev: ApiCall, payload: Any, source: dict | None) -> list | tuple:
+        cfg = self.config
+        if ev.raw_text_dropped:
+            self.stats.raw_text_dropped += ev.raw_text_dropped
+        t = ev.t
+        max_t = self._max_t
+        if max_t is None:
+            max_t = self._max_t = t
+            self._stream_start = t
+            self._next_tick = (math.floor(t / cfg.tick_s) + 1) * cfg.tick_s
+        elif t < self._watermark:
+            return [self._dead("late", f"event time {ev.ts} is behind the watermark "
+                               f"{format_rfc3339(self._watermark)}", source, payload or ev.to_dict())]
+        elif t > max_t + cfg.max_future_s:
+            return [self._dead("time_out_of_range", f"event time {ev.ts} is more than "
+                               f"{cfg.max_future_s:.0f}s ahead of stream time "
+                               f"{format_rfc3339(max_t)}", source, payload or ev.to_dict())]
+        # dedup over two rotating generations: exact within the horizon
+        eid = ev.event_id
+        if eid in self._dedup_now or eid in self._dedup_prev:
+            return [self._dead("duplicate", f"event_id {eid[:64]!r} was already seen",
+                               source, payload or ev.to_dict())]
+        if t >= self._dedup_rotate_t:
+            self._dedup_prev = self._dedup_now
+            self._dedup_now = set()
+            self._dedup_rotate_t = t + cfg.dedup_horizon_s
+        self._dedup_now.add(eid)
+        heapq.heappush(self._buffer, (t, eid, ev))
+        if t > max_t:
+            self._max_t = t
+            watermark = t - cfg.lateness_s
+            if watermark > self._watermark:
+                self._watermark = watermark
+                out: list = []
+                self._release(watermark, out)
+                return out or _NOTHING
+        return _NOTHING
+
+    def _release(self, watermark: float, out: list) -> None:
+        buffer = self._buffer
+        while buffer and buffer[0][0] < watermark:
+            t, _, ev = heapq.heappop(buffer)
+            while self._next_tick is not None and t >= self._next_tick:
+                self._tick(self._next_tick, out)
+            self._apply(ev)
+
+    # ------------------------------------------------------------ per event
+    def _apply(self, ev: ApiCall) -> None:
+        self.stats.processed += 1
+        acc = self._accounts.get(ev.account_id)
+        if acc is None:
+            acc = self._accounts[ev.account_id] = AccountState(ev.account_id, ev.org_id, ev.t)
+        tid = None
+        if ev.simhash is not None:
+            tid = self._templates.match(ev.simhash, acc.owner, ev.t)
+        acc.observe(ev, tid, self._egress.key(ev.client_ip, ev.asn), self.config.half_life_s)
+        if acc.tick != self._tick_index:
+            acc.tick = self._tick_index
+            self._tick_active.append(acc)
+        pf = ev.payment_fingerprint
+        if pf is not None and acc.payment != pf:
+            acc.payment = pf
+            self._payments.setdefault(pf, set()).add(acc.owner)
+        model = ev.model
+        models = self._tick_models
+        models[model] = models.get(model, 0) + 1
+        if model not in self._models_first_seen:
+            self._models_first_seen[model] = ev.t
+            start = self._stream_start if self._stream_start is not None else ev.t
+            if ev.t - start >= self.config.release_warmup_s and model not in self._releases:
+                self._releases[model] = ev.t  # inferred release: first sighting
+        task = ev.task
+        if task is not None:
+            self._pop_tasks[task] = self._pop_tasks.get(task, 0) + 1
+
+    # ------------------------------------------------------------- per tick
+    def _tick(self, boundary: float, out: list) -> None:
+        cfg = self.config
+        self.stats.ticks += 1
+        active = self._tick_active
+        self._tick_active = []
+        active.sort(key=_BY_ID)
+        population_models = self._tick_models
+        self._tick_models = {}
+        for acc in active:
+            self._score_account(acc, boundary)
+        cluster_models: dict[str, Counter] = {}
+        pivot_model = self._current_release(boundary)
+        for acc in active:
+            ep_id = self._member_episode.get(acc.account_id)
+            if ep_id is not None:
+                cluster_models.setdefault(ep_id, Counter()).update(acc.tick_models)
+                if pivot_model is not None:
+                    acc.pivot_n += acc.tick_models.get(pivot_model[0], 0)
+                episode = self._episodes.get(ep_id)
+                if episode is not None:
+                    episode.last_active_t = max(episode.last_active_t, acc.last_t)
+            acc.tick_models = {}
+            acc.tick_n = 0
+        index = self._tick_index
+        self._tick_index += 1
+        self._next_tick = boundary + cfg.tick_s
+        if index % cfg.cluster_every_ticks == 0:
+            self._rebuild_clusters(boundary, out)
+        if pivot_model is not None:
+            self._check_pivots(boundary, pivot_model, cluster_models, population_models, out)
+        self._resolve_quiet(boundary, out)
+        if index % 36 == 0:
+            self._evict(boundary)
+
+    def _score_account(self, acc: AccountState, now: float) -> None:
+        cfg = self.config
+        if acc.n < cfg.min_events:
+            return
+        pay_owners = len(self._payments.get(acc.payment, ())) if acc.payment else 0
+        features = self._scorer.features(acc, self._templates.owners, pay_owners)
+        preliminary = self._scorer.score(features, 0.0)
+        if now - acc.cohort_t >= cfg.cohort_interval_s:
+            learn = (not acc.suspect
+                     and zlib.crc32(acc.account_id.encode()) % cfg.cohort_learn_one_in == 0)
+            if preliminary >= cfg.cohort_min_score or learn:
+                acc.cohort = self._cohort.score_then_learn(features, learn=learn)
+                acc.cohort_t = now
+        score = self._scorer.score(features, acc.cohort)
+        acc.score = score
+        acc.features = features
+        if score >= cfg.suspect_score:
+            if not acc.suspect:
+                acc.suspect = True
+                self._suspects[acc.account_id] = acc
+        elif acc.suspect and score < cfg.suspect_exit:
+            acc.suspect = False
+            self._suspects.pop(acc.account_id, None)
+        if not acc.suspect:
+            # population baselines learn only from accounts the rules did not flag
+            baselines = self._baselines
+            for name, value in features.items():
+                mean = baselines.get(name)
+                if mean is None:
+                    mean = baselines[name] = stats.Mean()
+                mean.update(value)
+
+    def _baseline(self, name: str) -> float | None:
+        mean = self._baselines.get(name)
+        return round(mean.get(), 4) if mean is not None and mean.n else None
+
+    # ---------------------------------------------------------- clustering
+    def _link_keys(self, acc: AccountState) -> list:
+        cfg = self.config
+        keys: list = []
+        if acc.payment is not None and len(self._payments.get(acc.payment, ())) >= 2:
+            keys.append(("pay", acc.payment))
+        if acc.n_hashed:
+            floor = 0.2 * acc.n_hashed
+            for tid, count in acc.templates.items():
+                if count >= floor and self._templates.owners(tid) >= cfg.template_min_owners:
+                    keys.append(("tpl", tid))
+        if acc.score >= cfg.strong_suspect_score:
+            proxy = acc.top_proxy()
+            if proxy is not None:
+                keys.append(("egress", proxy))
+        return keys
+
+    def _rebuild_clusters(self, now: float, out: list) -> None:
+        cfg = self.config
+        live = sorted(
+            (a for a in self._suspects.values() if now - a.last_t <= cfg.suspect_ttl_s),
+            key=_BY_ID,
+        )
+        if not live:
+            return
+        keys_by_id = {a.account_id: self._link_keys(a) for a in live}
+        by_id = {a.account_id: a for a in live}
+        for component in link_components(list(by_id), keys_by_id.__getitem__):
+            members = [by_id[a] for a in component]
+            owners = {m.owner for m in members}
+            if len(owners) < cfg.cluster_min_owners:
+                continue
+            features = self._cluster_features(members, now)
+            score = self._cluster_scorer.score(features, len(owners))
+            self._update_episode(members, owners, features, score, now, out)
+
+    def _cluster_features(self, members: list[AccountState], now: float) -> dict[str, float]:
+        cfg = self.config
+        n = len(members)
+        tasks: Counter = Counter()
+        volumes = []
+        recent = 0
+        for m in members:
+            tasks.update(m.tasks)
+            volumes.append(m.w_n * math.exp(-_LN2 * max(0.0, now - m.w_t) / cfg.half_life_s))
+            if now - m.last_t <= cfg.sync_window_s:
+                recent += 1
+        return {
+            "template_share": sum(m.features.get("template_share", 0.0) for m in members) / n,
+            "cot": sum(m.features.get("cot", 0.0) for m in members) / n,
+            "youth": sum(m.features.get("youth", 0.0) for m in members) / n,
+            "shared_payment": sum(1.0 for m in members if m.features.get("shared_payment", 0.0) > 0) / n,
+            "balance": dispersion_balance(volumes),
+            "synchrony": recent / n,
+            "divergence": js_divergence(tasks, self._pop_tasks),
+        }
+
+    def _severity(self, score: float, owners: int) -> str:
+        cfg = self.config
+        if score >= cfg.critical_score and owners >= cfg.critical_min_owners:
+            return "critical"
+        if score >= cfg.warning_score:
+            return "warning"
+        return "info"
+
+    def _update_episode(self, members: list[AccountState], owners: set[str],
+                        features: dict[str, float], score: float, now: float, out: list) -> None:
+        cfg = self.config
+        overlap = Counter(self._member_episode[m.account_id] for m in members
+                          if m.account_id in self._member_episode)
+        episode = None
+        if overlap:
+            order = {ep_id: i for i, ep_id in enumerate(self._episodes)}
+            ep_id = min(overlap, key=lambda e: (-overlap[e], order.get(e, 0)))
+            episode = self._episodes.get(ep_id)
+        if episode is None:
+            if score < cfg.warning_score:
+                return
+            first_seen = min(m.first_t for m in members)
+            episode = AlertEpisode.open("cluster", members[0].account_id, first_seen, "cluster")
+            self._episodes[episode.alert_id] = episode
+        grew = 0
+        for m in members:
+            if m.account_id not in episode.members:
+                grew += 1
+            episode.members[m.account_id] = round(m.score, 4)
+            self._member_episode[m.account_id] = episode.alert_id
+            episode.last_active_t = max(episode.last_active_t, m.last_t)
+        # absorb episodes this cluster now contains
+        for other_id in sorted(overlap):
+            if other_id == episode.alert_id or other_id not in self._episodes:
+                continue
+            other = self._episodes[other_id]
+            inside = sum(1 for a in other.members if self._member_episode.get(a) == episode.alert_id)
+            if inside * 2 >= len(other.members):
+                for a, s in other.members.items():
+                    episode.members.setdefault(a, s)
+                    self._member_episode[a] = episode.alert_id
+                other.notes.add(f"merged into {episode.alert_id}")
+                self._close(other, now, out, reason=f"merged into {episode.alert_id}")
+        # cot drift: a campaign turning to reasoning-trace extraction
+        test = self._cot_tests.get(episode.alert_id)
+        if test is None:
+            test = self._cot_tests[episode.alert_id] = drift.PageHinkley(
+                min_instances=4, delta=0.02, threshold=0.6, mode="up")
+        test.update(features["cot"])
+        phase_change = test.drift_detected and "cot_shift" not in episode.notes
+        if phase_change:
+            episode.notes.add("cot_shift")
+        severity = self._severity(score, len(owners))
+        escalated = SEVERITY_RANK[severity] > SEVERITY_RANK[episode.severity]
+        due = now - episode.last_emit_t >= cfg.update_interval_s
+        grown = len(episode.members) >= max(episode.emitted_total + 5, episode.emitted_total * 1.1)
+        episode.score = score
+        self._cluster_view[episode.alert_id] = {"features": features, "owners": len(owners),
+                                                "members": members}
+        if episode.seq == 0:
+            episode.severity = severity
+            self._emit(episode, now, out)
+        elif escalated or phase_change or (due and (grown or severity != episode.severity)):
+            episode.severity = max(severity, episode.severity, key=SEVERITY_RANK.__getitem__) \
+                if escalated else severity
+            self._emit(episode, now, out)
+
+    # -------------------------------------------------------------- pivots
+    def _current_release(self, now: float) -> tuple[str, float] | None:
+        best = None
+        for model, t in self._releases.items():
+            if t <= now and now - t <= self.config.pivot_horizon_s:
+                if best is None or (t, model) > (best[1], best[0]):
+                    best = (model, t)
+        return best
+
+    def _check_pivots(self, now: float, release: tuple[str, float],
+                      cluster_models: dict[str, Counter], population: dict[str, int],
+                      out: list) -> None:
+        cfg = self.config
+        model, release_t = release
+        pop_new = population.get(model, 0)
+        pop_total = sum(population.values())
+        for ep_id, episode in list(self._episodes.items()):
+            if episode.kind != "cluster" or episode.first_seen >= release_t:
+                continue
+            key = (ep_id, model)
+            test = self._pivot_tests.get(key)
+            if test is None:
+                test = self._pivot_tests[key] = PivotDetector(
+                    min_share=cfg.pivot_min_share, ratio=cfg.pivot_ratio,
+                    min_events=cfg.pivot_min_events)
+            counts = cluster_models.get(ep_id, Counter())
+            pivoting = test.update(counts.get(model, 0), sum(counts.values()), pop_new, pop_total)
+            pivot = self._pivot_episodes.get(key)
+            if not pivoting and pivot is None:
+                continue
+            movers = {a: s for a, s in episode.members.items()
+                      if (acc := self._accounts.get(a)) is not None and acc.pivot_n > 0}
+            if pivot is None:
+                pivot = AlertEpisode.open("pivot", ep_id, release_t, "cluster", scope=model)
+                pivot.entity_id = episode.entity_id
+                self._pivot_episodes[key] = pivot
+            grew = len(movers) >= max(pivot.emitted_total + 5, pivot.emitted_total * 1.1)
+            pivot.members.update(movers)
+            pivot.last_active_t = now
+            severity = "critical" if test.share >= 0.35 and len(movers) >= cfg.critical_min_owners \
+                else "warning"
+            pivot.score = min(1.0, test.share / max(0.5, 2 * test.population_share + 0.1))
+            pivot.score = max(pivot.score, 0.5)
+            escalated = SEVERITY_RANK[severity] > SEVERITY_RANK[pivot.severity]
+            if pivot.seq == 0 or escalated or (
+                    pivoting and grew and now - pivot.last_emit_t >= cfg.update_interval_s):
+                pivot.severity = severity if pivot.seq == 0 or escalated else pivot.severity
+                self._emit_pivot(pivot, episode, model, release_t, test, now, out)
+
+    # ---------------------------------------------------------- lifecycle
+    def _resolve_quiet(self, now: float, out: list) -> None:
+        for episode in list(self._episodes.values()):
+            if now - episode.last_active_t >= self.config.quiet_s:
+                self._close(episode, now, out, reason="quiet")
+
+    def _close(self, episode: AlertEpisode, now: float, out: list, reason: str) -> None:
+        episode.status = "resolved"
+        episode.notes.add(reason)
+        self._emit(episode, now, out)
+        self._episodes.pop(episode.alert_id, None)
+        self._cot_tests.pop(episode.alert_id, None)
+        self._cluster_view.pop(episode.alert_id, None)
+        for a in episode.members:
+            if self._member_episode.get(a) == episode.alert_id:
+                del self._member_episode[a]
+        for key in [k for k in self._pivot_episodes if k[0] == episode.alert_id]:
+            pivot = self._pivot_episodes.pop(key)
+            self._pivot_tests.pop(key, None)
+            pivot.status = "resolved"
+            self._emit_pivot(pivot, episode, key[1], pivot.first_seen, None, now, out)
+
+    def _evict(self, now: float) -> None:
+        cutoff = now - self.config.idle_ttl_s
+        stale = [a for a, acc in self._accounts.items() if acc.last_t < cutoff
+                 and a not in self._member_episode]
+        for account_id in stale:
+            acc = self._accounts.pop(account_id)
+            self._suspects.pop(account_id, None)
+            if acc.payment is not None:
+                owners = self._payments.get(acc.payment)
+                if owners is not None:
+                    owners.discard(acc.owner)
+                    if not owners:
+                        del self._payments[acc.payment]
+        self.stats.evicted_accounts += len(stale)
+        self._templates.expire(cutoff)
+
+    # ------------------------------------------------------------ records
+    def _count_alert(self, record: dict) -> None:
+        key = f"{record['kind']}/{record['severity']}"
+        self.stats.alerts[key] = self.stats.alerts.get(key, 0) + 1
+
+    def _samples(self, account_ids) -> list[str]:
+        samples: list[str] = []
+        for a in account_ids:
+            acc = self._accounts.get(a)
+            if acc is not None and acc.samples:
+                samples.append(acc.samples[-1])
+            if len(samples) >= 20:
+                break
+        return samples
+
+    def _emit(self, episode: AlertEpisode, now: float, out: list) -> None:
+        view = self._cluster_view.get(episode.alert_id)
+        evidence, summary = self._explain_cluster(episode, view)
+        strongest = sorted(episode.members, key=lambda a: (-episode.members[a], a))
+        record = episode.record(
+            detected_at=format_rfc3339(now), first_seen=format_rfc3339(episode.first_seen),
+            summary=summary, evidence=evidence, samples=self._samples(strongest),
+            version=self.config.detector_version)
+        episode.last_emit_t = now
+        self._count_alert(record)
+        out.append(("alert", record))
+
+    def _emit_pivot(self, pivot: AlertEpisode, cluster: AlertEpisode, model: str, release_t: float,
+                    test: PivotDetector | None, now: float, out: list) -> None:
+        hours = (now - release_t) / 3600.0
+        evidence = []
+        if test is not None:
+            evidence = [
+                {"signal": "new_model_share", "value": round(test.share, 4),
+                 "baseline": round(test.population_share, 4),
+                 "detail": f"{test.share:.0%} of the cluster's recent traffic is on {model}, "
+                           f"against {test.population_share:.0%} of all traffic"},
+                {"signal": "hours_since_release", "value": round(hours, 2), "baseline": None,
+                 "detail": f"{model} was released {hours:.1f} h before this update"},
+                {"signal": "accounts_moved", "value": len(pivot.members), "baseline": None,
+                 "detail": f"{len(pivot.members)} of the cluster's {len(cluster.members)} "
+                           f"accounts called {model}"},
+            ]
+        summary = (f"Campaign cluster {cluster.entity_id} pivoted to newly released {model}: "
+                   f"{test.share:.0%} of its traffic within {hours:.1f} h of release "
+                   f"(population {test.population_share:.0%})"
+                   if test is not None else
+                   f"Pivot of cluster {cluster.entity_id} to {model} resolved with its cluster")
+        strongest = sorted(pivot.members, key=lambda a: (-pivot.members[a], a))
+        record = pivot.record(
+            detected_at=format_rfc3339(now), first_seen=format_rfc3339(release_t),
+            summary=summary, evidence=evidence, samples=self._samples(strongest),
+            version=self.config.detector_version)
+        pivot.last_emit_t = now
+        self._count_alert(record)
+        out.append(("alert", record))
+
+    def _explain_cluster(self, episode: AlertEpisode,
+                         view: dict[str, Any] | None) -> tuple[list[dict], str]:
+        n = len(episode.members)
+        if view is None:
+            reason = ", ".join(sorted(episode.notes)) or "resolved"
+            return ([], f"Extraction cluster {episode.entity_id} ({n} accounts) {reason}")
+        features, owners, members = view["features"], view["owners"], view["members"]
+        details = self._feature_details(features, members)
+        evidence = []
+        for name, _ in self._cluster_scorer.contributions(features)[:6]:
+            evidence.append({
+                "signal": name,
+                "value": round(features[name], 4),
+                "baseline": self._baseline(name) if name in ("template_share", "cot", "youth",
+                                                              "shared_payment") else None,
+                "detail": details[name],
+            })
+        if "cot_shift" in episode.notes:
+            evidence.append({"signal": "cot_shift", "value": round(features["cot"], 4),
+                             "baseline": None,
+                             "detail": "chain-of-thought elicitation rose: the campaign turned "
+                                       "to reasoning-trace extraction"})
+        evidence.append({"signal": "egress_networks", "value": len({m.top_proxy() for m in members}),
+                         "baseline": None, "detail": details["egress"]})
+        top = [e["signal"] for e in evidence[:3]]
+        summary = (f"Coordinated extraction cluster: {n} accounts ({owners} owners) acting as one; "
+                   f"strongest signals {', '.join(top)}; {details['template_share']}")
+        if episode.status == "resolved":
+            summary = f"Resolved ({', '.join(sorted(episode.notes))}): " + summary
+        return evidence, summary
+
+    def _feature_details(self, features: dict[str, float], members: list[AccountState]) -> dict:
+        tpl_counts: Counter = Counter()
+        task_counts: Counter = Counter()
+        proxies: Counter = Counter()
+        payments = set()
+        for m in members:
+            tpl_counts.update(m.templates)
+            task_counts.update(m.tasks)
+            proxies[m.top_proxy()] += 1
+            if m.payment is not None and m.features.get("shared_payment", 0.0) > 0:
+                payments.add(m.payment)
+        top_tpls = [t for t, _ in sorted(tpl_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
+        tpl_text = ", ".join(f"{self._templates.label(t)} ({self._templates.owners(t)} owners)"
+                             for t in top_tpls) or "none"
+        total_tasks = sum(task_counts.values()) or 1
+        top_tasks = ", ".join(f"{k} {v / total_tasks:.0%}" for k, v in
+                              sorted(task_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+        top_proxies = ", ".join(f"{k} ({v})" for k, v in
+                                sorted(proxies.items(), key=lambda kv: (-kv[1], str(kv[0])))[:3])
+        return {
+            "template_share": f"{features['template_share']:.0%} of requests match templates "
+                              f"shared across owners: {tpl_text}",
+            "cot": f"mean chain-of-thought elicitation score {features['cot']:.2f}",
+            "youth": f"accounts created shortly before first use: {features['youth']:.0%} youth",
+            "shared_payment": f"{features['shared_payment']:.0%} of accounts pay with "
+                              f"{len(payments)} payment methods shared across owners",
+            "balance": "traffic spread evenly across accounts (load balancing)"
+                       if features["balance"] > 0.5 else "uneven traffic across accounts",
+            "synchrony": f"{features['synchrony']:.0%} of accounts active in the same 2 h window",
+            "divergence": f"capability mix diverges from the population's (JS "
+                          f"{features['divergence']:.2f}): {top_tasks}",
+            "egress": f"top egress networks: {top_proxies}",
+        }
+
+    # ------------------------------------------------------------- queries
+    def tracked_accounts(self) -> int:
+        return len(self._accounts)
+
+    def watermark(self) -> float:
+        return self._watermark
+
+    def config_dict(self) -> dict[str, Any]:
+        return asdict(self.config)

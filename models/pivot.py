@@ -1,0 +1,94 @@
+"""Pivot detection: a cluster moving its traffic to a newly released model.
+
+Everyone adopts a new model eventually, and the whole population surges after
+a release, so the detector follows the cluster's *excess* share on the new
+model (cluster share minus population share) per tick. Before the release
+that excess is zero by definition; a River Page-Hinkley test then looks for
+an upward change, and the pivot is declared when the change is confirmed by
+an excess share that is both large and well above the population's.
+
+>>> det = PivotDetector(min_share=0.2, min_events=20)
+>>> [det.update(0, 50, 10, 1000) for _ in range(3)]
+[False, False, False]
+>>> fired = [det.update(25, 50, 50, 1000) for _ in range(4)]
+>>> fired[-1], round(det.share, 2)
+(True, 0.33)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from river import drift
+
+__all__ = ["PivotDetector"]
+
+
+class PivotDetector:
+    """Page-Hinkley change-point on a cluster's excess share of a new model.
+
+    Parameters
+    ----------
+    min_share
+        Cluster share (over the window) needed to call a pivot.
+    ratio
+        Cluster share must exceed ``ratio`` times the population share.
+    min_events
+        Cluster events needed in the window.
+    window_ticks
+        Ticks the shares are measured over.
+    threshold, delta
+        Page-Hinkley parameters, on excess share per tick.
+    baseline_ticks
+        Zero-excess ticks fed first: before a release nobody used the model.
+    """
+
+    def __init__(
+        self,
+        min_share: float = 0.2,
+        ratio: float = 2.0,
+        min_events: int = 30,
+        window_ticks: int = 6,
+        threshold: float = 0.4,
+        delta: float = 0.02,
+        baseline_ticks: int = 12,
+    ):
+        self.min_share = min_share
+        self.ratio = ratio
+        self.min_events = min_events
+        self.window_ticks = window_ticks
+        self.threshold = threshold
+        self.delta = delta
+        self.baseline_ticks = baseline_ticks
+        self._test = drift.PageHinkley(
+            min_instances=baseline_ticks, delta=delta, threshold=threshold, mode="up"
+        )
+        for _ in range(baseline_ticks):
+            self._test.update(0.0)
+        self._window: deque[tuple[int, int, int, int]] = deque(maxlen=window_ticks)
+        self._changed = False
+        self.share = 0.0
+        self.population_share = 0.0
+        self.events = 0
+
+    def update(self, new: int, total: int, population_new: int, population_total: int) -> bool:
+        """Feed one tick of counts; return True while a pivot is established."""
+        self._window.append((new, total, population_new, population_total))
+        if total > 0 and population_total > 0:
+            excess = new / total - population_new / population_total
+            self._test.update(max(0.0, excess))
+            if self._test.drift_detected:
+                self._changed = True
+        cn = sum(w[0] for w in self._window)
+        ct = sum(w[1] for w in self._window)
+        pn = sum(w[2] for w in self._window)
+        pt = sum(w[3] for w in self._window)
+        self.events = ct
+        self.share = cn / ct if ct else 0.0
+        self.population_share = pn / pt if pt else 0.0
+        return (
+            self._changed
+            and ct >= self.min_events
+            and self.share >= self.min_share
+            and self.share >= self.ratio * self.population_share
+        )

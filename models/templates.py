@@ -1,0 +1,208 @@
+"""Near-duplicate prompt templates from 64-bit SimHash fingerprints.
+
+Two prompts are instances of one template when their SimHashes differ in at
+most ``max_distance`` bits. Candidates are found by the pigeonhole trick of
+Manku et al. (2007): split the 64 bits into ``max_distance + 1`` blocks... here
+four 16-bit blocks, exact for distances up to 3 and most distances of 4-6, and
+each candidate is confirmed by the Hamming distance. A fingerprint seen once
+waits in a bounded ring of recent singletons; the second sighting promotes it
+to a template. A template's representative is the bitwise majority of its
+first instances, so it converges on the template's centre.
+
+The index counts the distinct *owners* (an org, else an account) that used a
+template: a template shared by many owners is a coordination signal only in
+combination with other evidence, because popular public templates exist.
+
+>>> index = TemplateIndex(max_distance=4)
+>>> base = 0x0123456789ABCDEF
+>>> index.match(base, "alice", 0.0) is None      # first sighting: a singleton
+True
+>>> tid = index.match(base ^ 0b101, "bob", 1.0)  # 2 bits away: a template
+>>> index.match(base ^ 0b1000000, "carol", 2.0) == tid
+True
+>>> index.owners(tid), index.count(tid)
+(3, 3)
+>>> index.match(0xFEDCBA9876543210, "dave", 3.0) is None
+True
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+__all__ = ["TemplateIndex"]
+
+_BLOCK_SHIFTS = (48, 32, 16, 0)
+_REFINE_AT = frozenset({3, 4, 8, 16, 32})
+
+
+def _block_keys(h: int) -> tuple[int, int, int, int]:
+    return (
+        (h >> 48) & 0xFFFF,
+        0x10000 | ((h >> 32) & 0xFFFF),
+        0x20000 | ((h >> 16) & 0xFFFF),
+        0x30000 | (h & 0xFFFF),
+    )
+
+
+class _Template:
+    __slots__ = ("tid", "label", "rep", "count", "owners", "last_t", "bit_votes", "votes")
+
+    def __init__(self, tid: int, rep: int, t: float) -> None:
+        self.tid = tid
+        self.label = f"tpl-{rep:016x}"
+        self.rep = rep
+        self.count = 0
+        self.owners: set[str] = set()
+        self.last_t = t
+        self.bit_votes: list[int] | None = [0] * 64
+        self.votes = 0
+
+
+class TemplateIndex:
+    """Assign SimHash fingerprints to near-duplicate templates.
+
+    Parameters
+    ----------
+    max_distance
+        Largest Hamming distance between an instance and its template's centre.
+    recent_capacity
+        Singletons remembered while waiting for a second sighting.
+    max_owners
+        Owners remembered per template; counts saturate there.
+    """
+
+    def __init__(self, max_distance: int = 4, recent_capacity: int = 50_000, max_owners: int = 20_000):
+        self.max_distance = max_distance
+        self.recent_capacity = recent_capacity
+        self.max_owners = max_owners
+        self._templates: dict[int, _Template] = {}
+        self._by_block: dict[int, list[int]] = {}
+        self._recent: deque[tuple[int, str]] = deque()
+        self._recent_by_block: dict[int, list[int]] = {}
+        self._recent_owner: dict[int, str] = {}
+        self._next_tid = 1
+
+    # -- queries -----------------------------------------------------------
+    def owners(self, tid: int) -> int:
+        tpl = self._templates.get(tid)
+        return len(tpl.owners) if tpl is not None else 0
+
+    def count(self, tid: int) -> int:
+        tpl = self._templates.get(tid)
+        return tpl.count if tpl is not None else 0
+
+    def label(self, tid: int) -> str:
+        tpl = self._templates.get(tid)
+        return tpl.label if tpl is not None else f"tpl-expired-{tid}"
+
+    def __len__(self) -> int:
+        return len(self._templates)
+
+    # -- the hot path ------------------------------------------------------
+    def match(self, simhash: int, owner: str, t: float) -> int | None:
+        """Return the template id of ``simhash`` (None while it is a singleton)."""
+        keys = _block_keys(simhash)
+        limit = self.max_distance
+        templates = self._templates
+        by_block = self._by_block
+        for key in keys:
+            tids = by_block.get(key)
+            if tids:
+                for tid in tids:
+                    tpl = templates[tid]
+                    if (tpl.rep ^ simhash).bit_count() <= limit:
+                        self._observe(tpl, simhash, owner, t)
+                        return tid
+        recent_by_block = self._recent_by_block
+        for key in keys:
+            hashes = recent_by_block.get(key)
+            if hashes:
+                for other in hashes:
+                    if (other ^ simhash).bit_count() <= limit:
+                        return self._promote(other, simhash, owner, t)
+        self._remember(simhash, owner, keys)
+        return None
+
+    def _observe(self, tpl: _Template, simhash: int, owner: str, t: float) -> None:
+        tpl.count += 1
+        tpl.last_t = t
+        if len(tpl.owners) < self.max_owners:
+            tpl.owners.add(owner)
+        votes = tpl.bit_votes
+        if votes is not None:
+            for bit in range(64):
+                if (simhash >> bit) & 1:
+                    votes[bit] += 1
+            tpl.votes += 1
+            if tpl.votes in _REFINE_AT:
+                self._refine(tpl)
+            if tpl.votes >= 32:
+                tpl.bit_votes = None
+
+    def _refine(self, tpl: _Template) -> None:
+        votes = tpl.bit_votes
+        assert votes is not None
+        half = tpl.votes / 2
+        centre = 0
+        for bit in range(64):
+            if votes[bit] > half:
+                centre |= 1 << bit
+        if centre != tpl.rep:
+            self._unindex(tpl)
+            tpl.rep = centre
+            self._index(tpl)
+
+    def _index(self, tpl: _Template) -> None:
+        for key in _block_keys(tpl.rep):
+            self._by_block.setdefault(key, []).append(tpl.tid)
+
+    def _unindex(self, tpl: _Template) -> None:
+        for key in _block_keys(tpl.rep):
+            tids = self._by_block.get(key)
+            if tids is not None:
+                tids.remove(tpl.tid)
+                if not tids:
+                    del self._by_block[key]
+
+    def _promote(self, first: int, simhash: int, owner: str, t: float) -> int:
+        first_owner = self._recent_owner.pop(first, owner)
+        for key in _block_keys(first):
+            hashes = self._recent_by_block.get(key)
+            if hashes is not None and first in hashes:
+                hashes.remove(first)
+                if not hashes:
+                    del self._recent_by_block[key]
+        tid = self._next_tid
+        self._next_tid += 1
+        tpl = _Template(tid, first, t)
+        self._templates[tid] = tpl
+        self._index(tpl)
+        self._observe(tpl, first, first_owner, t)
+        self._observe(tpl, simhash, owner, t)
+        return tid
+
+    def _remember(self, simhash: int, owner: str, keys: tuple[int, int, int, int]) -> None:
+        if simhash in self._recent_owner:
+            return
+        self._recent.append((simhash, owner))
+        self._recent_owner[simhash] = owner
+        for key in keys:
+            self._recent_by_block.setdefault(key, []).append(simhash)
+        if len(self._recent) > self.recent_capacity:
+            old, _ = self._recent.popleft()
+            if self._recent_owner.pop(old, None) is not None:
+                for key in _block_keys(old):
+                    hashes = self._recent_by_block.get(key)
+                    if hashes is not None and old in hashes:
+                        hashes.remove(old)
+                        if not hashes:
+                            del self._recent_by_block[key]
+
+    # -- housekeeping ------------------------------------------------------
+    def expire(self, before: float) -> int:
+        """Forget templates not seen since ``before`` (event time); return how many."""
+        stale = [tid for tid, tpl in self._templates.items() if tpl.last_t < before]
+        for tid in stale:
+            self._unindex(self._templates.pop(tid))
+        return len(stale)

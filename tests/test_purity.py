@@ -1,0 +1,30 @@
+"""models/ must stay pure: no Kafka, Faust or project modules outside itself."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {"faust", "aiokafka", "kafka", "mode", "streams", "extraction_watch"}
+
+
+def test_importing_models_loads_no_kafka_side_module():
+    code = (
+        "import sys, models, models.engine, models.contract;"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.split()
+    assert "models" in loaded and "river" in loaded
+    assert not FORBIDDEN & set(loaded), FORBIDDEN & set(loaded)
+
+
+def test_models_source_never_reads_the_clock():
+    offenders = []
+    for path in (ROOT / "models").rglob("*.py"):
+        text = path.read_text()
+        for needle in ("time.time(", "datetime.now(", "datetime.utcnow(", "time.monotonic(",
+                       "perf_counter(", "import random"):
+            if needle in text:
+                offenders.append(f"{path.name}: {needle}")
+    assert offenders == []
