@@ -26,10 +26,11 @@ The protocol, stated once:
 - Event time comes only from the events; nothing here reads the clock.
 
 Decoding is the per-event hot path, so :func:`decode_api_call` is written as
-one straight run of ``type(x) is ...`` checks and keeps three bounded
-memoisation tables (timestamp minute prefixes, timestamp second/offset
-suffixes, IP address validity). They cache pure functions of their keys, so
-results never depend on what was decoded before.
+one straight run of ``type(x) is ...`` checks and keeps bounded memoisation
+tables (timestamp minute prefixes, timestamp second/offset suffixes, whole
+account-creation timestamps, IP address validity), each cleared when it
+passes 100k entries. They cache pure functions of their keys, so results
+never depend on what was decoded before.
 
 >>> event = decode_api_call(
 ...     b'{"v": 1, "event_id": "e-1", "ts": "2026-03-06T10:00:00.123Z",'
@@ -48,7 +49,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -134,6 +136,9 @@ API_CALL_FIELDS = (
 """The api_call v1 fields, in the order they are checked (the first bad one is reported)."""
 
 _MESSAGE_VALUE_CHARS = 80
+# Unbounded counts stop at the signed 64-bit maximum, so every event can be
+# forwarded (orjson writes at most 64-bit integers) and stored as a bigint.
+_INT64_MAX = (1 << 63) - 1
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 # First instant of year 10000: contract timestamps lie in [0, _T_END).
 _T_END = (date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL + 1) * 86400
@@ -185,6 +190,8 @@ _TS_RE = re.compile(
 _minute_epochs: dict[str, int] = {}
 # ":SS[.fff]Z" or ":SS[.fff]+HH:MM" -> seconds to add to the minute (offset applied).
 _suffix_seconds: dict[str, float] = {}
+# Whole string -> epoch seconds, for low-cardinality timestamps (account_created_at).
+_epoch_by_string: dict[str, float] = {}
 
 
 def _epoch_slow(s: str) -> float | None:
@@ -355,7 +362,7 @@ _API_CALL_RULES: tuple[_Rule, ...] = (
     ("api_key_id", "str", False, 1, 128),
     ("access_path", "enum", True, ACCESS_PATHS, None),
     ("client_ip", "ip", True, None, None),
-    ("asn", "int", False, 0, None),
+    ("asn", "int", False, 0, _INT64_MAX),
     ("tls_fingerprint", "str", False, 0, 128),
     ("user_agent", "str", False, 0, 512),
     ("payment_fingerprint", "str", False, 0, 128),
@@ -365,10 +372,10 @@ _API_CALL_RULES: tuple[_Rule, ...] = (
     ("task", "str", False, 1, 32),
     ("prompt_simhash", "hex16", False, None, None),
     ("cot_elicitation", "unit", False, 0, 1),
-    ("input_tokens", "int", True, 0, None),
-    ("output_tokens", "int", True, 0, None),
+    ("input_tokens", "int", True, 0, _INT64_MAX),
+    ("output_tokens", "int", True, 0, _INT64_MAX),
     ("status", "int", True, 100, 599),
-    ("latency_ms", "int", False, 0, None),
+    ("latency_ms", "int", False, 0, _INT64_MAX),
 )
 _MODEL_RELEASE_RULES: tuple[_Rule, ...] = (
     ("model", "str", True, 1, 128),
@@ -398,10 +405,6 @@ _KIND_EXPECTED = {
 }
 
 
-def _range_text(low: int, high: int | None) -> str:
-    return f">= {low}" if high is None else f"in {low}..{high}"
-
-
 def _check(obj: Mapping[str, Any], rule: _Rule) -> ContractError | None:
     """The error ``rule`` finds in ``obj``, or None if the field is fine."""
     name, kind, required, low, high = rule
@@ -423,10 +426,10 @@ def _check(obj: Mapping[str, Any], rule: _Rule) -> ContractError | None:
                 name,
             )
     elif kind == "int":
-        if value < low or (high is not None and value > high):
+        if not low <= value <= high:
             return ContractError(
                 "out_of_range",
-                f"field '{name}' must be {_range_text(low, high)}, got {_describe(value)}",
+                f"field '{name}' must be in {low}..{high}, got {_describe(value)}",
                 name,
             )
     elif kind == "unit":
@@ -532,9 +535,9 @@ _JSONDecodeError = orjson.JSONDecodeError
 
 def _payload_size(payload: object) -> int:
     """Size in bytes of a bytes-like or str payload (str: its UTF-8 length)."""
-    if type(payload) is memoryview:
+    if isinstance(payload, memoryview):
         return payload.nbytes
-    if type(payload) is str:
+    if isinstance(payload, str):
         # A str holds at most 4 UTF-8 bytes per character; encode only when it matters.
         if len(payload) > MAX_PAYLOAD_BYTES or len(payload) * 4 <= MAX_PAYLOAD_BYTES:
             return len(payload)
@@ -545,7 +548,7 @@ def _payload_size(payload: object) -> int:
 def _decode_error(payload: bytes | bytearray | memoryview | str, exc: Exception) -> ContractError:
     """Tell invalid UTF-8 from invalid JSON (orjson reports both the same way)."""
     try:
-        if type(payload) is str:
+        if isinstance(payload, str):
             payload.encode("utf-8")
         else:
             bytes(payload).decode("utf-8")
@@ -559,18 +562,20 @@ def _decode_error(payload: bytes | bytearray | memoryview | str, exc: Exception)
 
 def _load_object(payload: object) -> dict[str, Any]:
     """Size, UTF-8, JSON and object checks, in that order, for any payload type."""
-    ptype = type(payload)
-    if ptype is dict:
-        return payload  # type: ignore[return-value]
-    if ptype not in (bytes, bytearray, memoryview, str):
-        raise TypeError(f"payload must be bytes, bytearray, memoryview, str or dict, not {ptype.__name__}")
+    if isinstance(payload, dict):
+        return payload
+    if not isinstance(payload, (bytes, bytearray, memoryview, str)):
+        raise TypeError(
+            "payload must be bytes, bytearray, memoryview, str or dict,"
+            f" not {type(payload).__name__}"
+        )
     size = _payload_size(payload)
     if size > MAX_PAYLOAD_BYTES:
         raise ContractError(
             "too_large", f"payload is {size} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
         )
-    if ptype is memoryview:
-        payload = payload.tobytes()  # type: ignore[attr-defined]
+    if isinstance(payload, memoryview):
+        payload = payload.tobytes()
     try:
         obj = _loads(payload)  # type: ignore[arg-type]
     except _JSONDecodeError as exc:
@@ -767,6 +772,10 @@ class ApiCall:
 
 
 _new_object = object.__new__
+_REQUIRED_FIELDS = tuple(rule[0] for rule in _API_CALL_RULES if rule[2])
+_OPTIONAL_FIELDS = tuple(rule[0] for rule in _API_CALL_RULES if not rule[2])
+_required_values = itemgetter("v", *_REQUIRED_FIELDS)
+_optional_values = itemgetter(*_OPTIONAL_FIELDS)
 
 
 def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, Any]) -> ApiCall:
@@ -782,7 +791,7 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
     ``wrong_type``, ``out_of_range``, ``bad_timestamp``, ``bad_ip``). A JSON
     ``null`` counts as absent for optional fields and as ``wrong_type`` for
     required ones; booleans are not integers and integral floats such as
-    ``1.0`` are not integers either.
+    ``1.0`` are not integers either; counts stop at 2**63 - 1.
 
     >>> for bad in (b'{"v": 1, "event_id": "e', b'[1, 2]', b'{"v": 2}', b'{"v": 1}'):
     ...     try:
@@ -796,46 +805,98 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
     """
     # Hot path: one orjson call, then straight-line type checks; the rule
     # table in _check only runs to describe a failure.
-    ptype = type(payload)
-    if ptype is bytes and len(payload) <= MAX_PAYLOAD_BYTES:
+    obj: Any
+    if type(payload) is bytes and len(payload) <= MAX_PAYLOAD_BYTES:
         try:
             obj = _loads(payload)
         except _JSONDecodeError as exc:
-            obj = _decode_error(payload, exc)  # type: ignore[arg-type]
+            obj = _decode_error(payload, exc)
         if type(obj) is not dict:
             if type(obj) is ContractError:
                 raise obj
             raise ContractError("not_object", f"payload is {_describe(obj)}, not a JSON object")
     else:
         obj = _load_object(payload)
-    get = obj.get
+    # All fields fetched by two C-level itemgetters: a missing required field
+    # sends us to the rule scan, which reports the first fault in field order;
+    # missing optional fields fall back to .get.
+    try:
+        (
+            v,
+            event_id,
+            ts,
+            account_id,
+            access_path,
+            client_ip,
+            model,
+            features,
+            input_tokens,
+            output_tokens,
+            status,
+        ) = _required_values(obj)
+    except KeyError:
+        error = _first_error(obj, _API_CALL_RULES)
+    else:
+        error = None
+    if error is not None:
+        raise error
+    all_optional_present = True
+    try:
+        (
+            org_id,
+            api_key_id,
+            asn,
+            tls_fingerprint,
+            user_agent,
+            payment_fingerprint,
+            account_created_at,
+            task,
+            prompt_simhash,
+            cot,
+            latency_ms,
+        ) = _optional_values(obj)
+    except KeyError:
+        (
+            org_id,
+            api_key_id,
+            asn,
+            tls_fingerprint,
+            user_agent,
+            payment_fingerprint,
+            account_created_at,
+            task,
+            prompt_simhash,
+            cot,
+            latency_ms,
+        ) = map(obj.get, _OPTIONAL_FIELDS)
+        all_optional_present = False
 
-    v = get("v")
     if v != 1 or type(v) is not int:
         raise _version_error(obj)  # type: ignore[misc]
-
-    event_id = get("event_id")
     if type(event_id) is not str or not 0 < len(event_id) <= 128:
         raise _field_error(obj, "event_id")
-    ts = get("ts")
+    # _epoch inlined: the two memo lookups hit for all but the first event of a minute.
     if type(ts) is not str:
         raise _field_error(obj, "ts")
-    t = _epoch(ts)
-    if t is None:
-        raise _field_error(obj, "ts")
-    account_id = get("account_id")
+    minute = _minute_epochs.get(ts[:16])
+    rest = _suffix_seconds.get(ts[16:])
+    t: float | None
+    if minute is None or rest is None:
+        t = _epoch_slow(ts)
+        if t is None:
+            raise _field_error(obj, "ts")
+    else:
+        t = minute + rest
+        if not 0 <= t < _T_END:
+            raise _field_error(obj, "ts")
     if type(account_id) is not str or not 0 < len(account_id) <= 128:
         raise _field_error(obj, "account_id")
-    org_id = get("org_id")
     if org_id is not None and (type(org_id) is not str or not 0 < len(org_id) <= 128):
         raise _field_error(obj, "org_id")
-    api_key_id = get("api_key_id")
     if api_key_id is not None and (type(api_key_id) is not str or not 0 < len(api_key_id) <= 128):
         raise _field_error(obj, "api_key_id")
-    access_path = get("access_path")
     if type(access_path) is not str or access_path not in ACCESS_PATHS:
         raise _field_error(obj, "access_path")
-    client_ip = get("client_ip")
     if type(client_ip) is not str:
         raise _field_error(obj, "client_ip")
     ip_ok = _ip_validity.get(client_ip)
@@ -843,71 +904,72 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
         ip_ok = _ip_ok_slow(client_ip)
     if not ip_ok:
         raise _field_error(obj, "client_ip")
-    asn = get("asn")
-    if asn is not None and (type(asn) is not int or asn < 0):
+    if asn is not None and (type(asn) is not int or not 0 <= asn <= _INT64_MAX):
         raise _field_error(obj, "asn")
-    tls_fingerprint = get("tls_fingerprint")
     if tls_fingerprint is not None and (
         type(tls_fingerprint) is not str or len(tls_fingerprint) > 128
     ):
         raise _field_error(obj, "tls_fingerprint")
-    user_agent = get("user_agent")
     if user_agent is not None and (type(user_agent) is not str or len(user_agent) > 512):
         raise _field_error(obj, "user_agent")
-    payment_fingerprint = get("payment_fingerprint")
     if payment_fingerprint is not None and (
         type(payment_fingerprint) is not str or len(payment_fingerprint) > 128
     ):
         raise _field_error(obj, "payment_fingerprint")
-    account_created_at = get("account_created_at")
     if account_created_at is None:
         account_created_t = None
     else:
-        if type(account_created_at) is not str:
-            raise _field_error(obj, "account_created_at")
-        account_created_t = _epoch(account_created_at)
+        # One value per account, so memoised whole.
+        account_created_t = (
+            _epoch_by_string.get(account_created_at) if type(account_created_at) is str else None
+        )
         if account_created_t is None:
-            raise _field_error(obj, "account_created_at")
-    model = get("model")
+            if type(account_created_at) is not str:
+                raise _field_error(obj, "account_created_at")
+            account_created_t = _epoch(account_created_at)
+            if account_created_t is None:
+                raise _field_error(obj, "account_created_at")
+            if len(_epoch_by_string) > _CACHE_LIMIT:
+                _epoch_by_string.clear()
+            _epoch_by_string[account_created_at] = account_created_t
     if type(model) is not str or not 0 < len(model) <= 128:
         raise _field_error(obj, "model")
-    features = get("features")
     if type(features) is not list or len(features) > 16:
         raise _field_error(obj, "features")
     for feature in features:
         if type(feature) is not str or not 0 < len(feature) <= 32:
             raise _field_error(obj, "features")
-    task = get("task")
     if task is not None and (type(task) is not str or not 0 < len(task) <= 32):
         raise _field_error(obj, "task")
-    prompt_simhash = get("prompt_simhash")
     if prompt_simhash is None:
         simhash = None
     elif type(prompt_simhash) is str and _HEX16(prompt_simhash) is not None:
         simhash = int(prompt_simhash, 16)
     else:
         raise _field_error(obj, "prompt_simhash")
-    cot = get("cot_elicitation")
     if cot is not None:
         if (type(cot) is not float and type(cot) is not int) or not 0 <= cot <= 1:
             raise _field_error(obj, "cot_elicitation")
         if type(cot) is int:
             cot = float(cot)
-    input_tokens = get("input_tokens")
-    if type(input_tokens) is not int or input_tokens < 0:
+    if type(input_tokens) is not int or not 0 <= input_tokens <= _INT64_MAX:
         raise _field_error(obj, "input_tokens")
-    output_tokens = get("output_tokens")
-    if type(output_tokens) is not int or output_tokens < 0:
+    if type(output_tokens) is not int or not 0 <= output_tokens <= _INT64_MAX:
         raise _field_error(obj, "output_tokens")
-    status = get("status")
     if type(status) is not int or not 100 <= status <= 599:
         raise _field_error(obj, "status")
-    latency_ms = get("latency_ms")
-    if latency_ms is not None and (type(latency_ms) is not int or latency_ms < 0):
+    if latency_ms is not None and (type(latency_ms) is not int or not 0 <= latency_ms <= _INT64_MAX):
         raise _field_error(obj, "latency_ms")
 
     raw = 0
-    if not RAW_TEXT_FIELDS.isdisjoint(obj):
+    # Every contract field present and nothing else: no raw text, one compare.
+    if (not all_optional_present or len(obj) != len(API_CALL_FIELDS)) and (
+        "prompt" in obj
+        or "completion" in obj
+        or "messages" in obj
+        or "text" in obj
+        or "content" in obj
+    ):
         raw = sum(1 for name in RAW_TEXT_FIELDS if name in obj)
 
     event = _new_object(ApiCall)
@@ -995,7 +1057,7 @@ def decode_model_release(
     if error is not None:
         raise error
     released_at = obj["released_at"]
-    return ModelRelease(model=obj["model"], released_at=released_at, t=_epoch(released_at))  # type: ignore[arg-type]
+    return ModelRelease(model=obj["model"], released_at=released_at, t=parse_rfc3339(released_at))
 
 
 # --------------------------------------------------------------------------
@@ -1109,28 +1171,33 @@ class _Scrubber:
 
 
 def _cut_json_string(text: str, limit: int) -> tuple[str, bool]:
-    """Cut ``text`` so that its JSON serialisation takes at most ``limit`` bytes."""
-    size = len(orjson.dumps(text))
-    if size <= limit:
+    """The longest prefix of ``text`` whose JSON serialisation fits in ``limit`` bytes."""
+    if len(orjson.dumps(text)) <= limit:
         return text, False
-    while size > limit:
-        # Each character serialises to at least one byte, so dropping the
-        # excess in characters never overshoots; it converges in a few rounds.
-        text = text[: max(0, len(text) - (size - limit))]
-        size = len(orjson.dumps(text))
-    return text, True
+    # Serialised size grows with the prefix length, and every character takes
+    # at least one byte, so the answer lies in [0, limit]: binary search.
+    low, high = 0, min(len(text), limit)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(orjson.dumps(text[:middle])) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low], True
 
 
 def dead_letter(
     reason: str,
     message: str,
     source: Mapping[str, Any],
-    payload: bytes | bytearray | memoryview | str | dict[str, Any] | None,
+    payload: bytes | bytearray | memoryview | str | dict[str, Any] | ApiCall | None,
 ) -> dict[str, Any]:
     """Build one dead-letter record (dead_letter v1) for a payload that was rejected.
 
     ``source`` says where the payload came from, e.g. ``{"file": "x.jsonl",
     "line": 12}`` or ``{"topic": ..., "partition": ..., "offset": ...}``.
+    ``payload`` is the message as received, a parsed object, or (for the
+    engine's ``duplicate``/``late``/``time_out_of_range``) the decoded event.
     A payload that parses as a JSON object is stored as an object with the
     raw-text fields removed at every nesting level (nesting beyond 64 levels is
     replaced by ``"[too deep]"``); anything else is stored as a string (bytes
@@ -1159,9 +1226,10 @@ def dead_letter(
     parsed: Any = None
     is_json = False
     text: str | None = None
-    ptype = type(payload)
-    if ptype in (bytes, bytearray, memoryview, str):
-        raw: bytes | str = payload.tobytes() if ptype is memoryview else payload  # type: ignore[union-attr,assignment]
+    if isinstance(payload, ApiCall):
+        payload = payload.to_dict()
+    if isinstance(payload, (bytes, bytearray, memoryview, str)):
+        raw = payload.tobytes() if isinstance(payload, memoryview) else payload
         if _payload_size(raw) > MAX_PAYLOAD_BYTES:
             scrubber.truncated = True
             raw = raw[:MAX_PAYLOAD_BYTES]
@@ -1173,7 +1241,7 @@ def dead_letter(
             else:
                 is_json = True
         if not is_json:
-            if type(raw) is str:
+            if isinstance(raw, str):
                 text = _clean_str(raw)
             else:
                 text = bytes(raw).decode("utf-8", "backslashreplace")

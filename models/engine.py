@@ -198,6 +198,7 @@ class Engine:
         max_t = self._max_t
         if max_t is None:
             max_t = self._max_t = t
+            self._watermark = t - cfg.lateness_s
             self._stream_start = t
             self._next_tick = (math.floor(t / cfg.tick_s) + 1) * cfg.tick_s
         elif t < self._watermark:

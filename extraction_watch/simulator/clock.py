@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 __all__ = [
     "HOUR_MS",
+    "MINUTE_SUFFIXES",
     "TimestampFormatter",
     "format_ms",
     "hour_of_week",
@@ -54,8 +55,16 @@ def format_ms(ms: int) -> str:
     return f"{stamp}.{millis:03d}Z"
 
 
+# "SS.mmmZ" for every millisecond of a minute.
+MINUTE_SUFFIXES = tuple(f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60_000))
+
+
 class TimestampFormatter:
-    """`format_ms` with the minute prefix cached: events come in time order."""
+    """`format_ms` with the minute prefix cached: events come in time order.
+
+    >>> TimestampFormatter()(1772755200123)
+    '2026-03-06T00:00:00.123Z'
+    """
 
     __slots__ = ("_minute", "_prefix")
 
@@ -68,7 +77,7 @@ class TimestampFormatter:
         if minute != self._minute:
             self._minute = minute
             self._prefix = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
-        return f"{self._prefix}{rest // 1000:02d}.{rest % 1000:03d}Z"
+        return self._prefix + MINUTE_SUFFIXES[rest]
 
 
 def hour_of_week(ms: int, offset_ms: int = 0) -> int:

@@ -1,0 +1,107 @@
+"""Engine semantics: event time, lateness, dedup, dead letters, releases."""
+
+from __future__ import annotations
+
+import orjson
+
+from models.contract import format_rfc3339, parse_rfc3339
+from models.engine import Engine, EngineConfig
+
+T0 = parse_rfc3339("2026-03-06T00:00:00Z")
+
+
+def event(i: int, t: float, account: str = "acct_a", **extra) -> bytes:
+    body = {
+        "v": 1, "event_id": f"ev-{i}", "ts": format_rfc3339(t), "account_id": account,
+        "access_path": "api", "client_ip": "198.51.100.7", "asn": 64500, "model": "m-3",
+        "features": [], "task": "chat", "input_tokens": 10, "output_tokens": 20, "status": 200,
+    }
+    body.update(extra)
+    return orjson.dumps(body)
+
+
+def reasons(outputs):
+    return [rec["reason"] for kind, rec in outputs if kind == "dead_letter"]
+
+
+def test_late_event_goes_to_dead_letters_with_reason_late():
+    engine = Engine(EngineConfig(lateness_s=300))
+    engine.process(event(1, T0 + 1000))
+    assert reasons(engine.process(event(2, T0 + 800))) == []          # within lateness
+    assert reasons(engine.process(event(3, T0 + 1000 - 301))) == ["late"]
+    assert engine.stats.dead_letters == {"late": 1}
+
+
+def test_far_future_event_is_rejected_and_does_not_move_stream_time():
+    engine = Engine(EngineConfig(max_future_s=86400))
+    engine.process(event(1, T0))
+    assert reasons(engine.process(event(2, T0 + 3 * 86400))) == ["time_out_of_range"]
+    assert reasons(engine.process(event(3, T0 + 60))) == []
+
+
+def test_duplicate_event_id_within_horizon_counts_once():
+    engine = Engine()
+    engine.process(event(1, T0))
+    assert reasons(engine.process(event(1, T0 + 10))) == ["duplicate"]
+    engine.flush()
+    assert engine.stats.processed == 1
+
+
+def test_bad_input_never_stops_the_stream_and_each_gets_one_dead_letter():
+    engine = Engine()
+    bad = [b"\xff\xfe", b"not json", b"[1, 2]", b'{"v": 2}', event(9, T0, input_tokens=-1)]
+    outs = [engine.process(p, {"file": "f", "line": i}) for i, p in enumerate(bad)]
+    assert [len(o) for o in outs] == [1] * len(bad)
+    assert reasons([o[0] for o in outs]) == [
+        "not_utf8", "not_json", "not_object", "unsupported_version", "out_of_range"]
+    assert outs[1][0][1]["source"] == {"file": "f", "line": 1}
+    assert engine.process(event(10, T0)) == ()
+    engine.flush()
+    assert engine.stats.processed == 1
+
+
+def test_raw_text_is_counted_and_never_reaches_dead_letters():
+    engine = Engine()
+    engine.process(event(1, T0, prompt="TOP-SECRET-PROMPT"))
+    out = engine.process(event(1, T0 + 1, completion="TOP-SECRET-COMPLETION"))
+    assert reasons(out) == ["duplicate"]
+    assert b"TOP-SECRET" not in orjson.dumps(out[0][1])
+    assert engine.stats.raw_text_dropped == 2
+
+
+def test_events_are_applied_in_event_time_order_within_lateness():
+    times = [T0 + s for s in (0, 50, 20, 120, 90, 200, 150, 400, 380, 1000)]
+    ordered, shuffled = Engine(), Engine()
+    for i, t in sorted(enumerate(times), key=lambda it: it[1]):
+        ordered.process(event(i, t, account=f"a{i % 3}"))
+    for i, t in enumerate(times):
+        shuffled.process(event(i, t, account=f"a{i % 3}"))
+    ordered.flush()
+    shuffled.flush()
+    for acc_id in ("a0", "a1", "a2"):
+        a, b = ordered._accounts[acc_id], shuffled._accounts[acc_id]
+        assert (a.n, a.first_t, a.last_t, a.samples) == (b.n, b.first_t, b.last_t, b.samples)
+        assert abs(a.gap_sum - b.gap_sum) < 1e-9
+
+
+def test_explicit_release_wins_over_inferred_first_sighting():
+    engine = Engine(EngineConfig(release_warmup_s=3600))
+    engine.process(event(1, T0))
+    engine.process(event(2, T0 + 7200, model="m-4"))
+    engine.process(event(3, T0 + 9000))
+    assert engine._releases["m-4"] == T0 + 7200            # inferred
+    engine.add_release(orjson.dumps({"v": 1, "model": "m-4",
+                                     "released_at": format_rfc3339(T0 + 3600)}))
+    assert engine._releases["m-4"] == T0 + 3600            # explicit wins
+    bad = engine.add_release(b'{"v": 1, "model": "m-5"}')
+    assert reasons(bad) == ["missing_field"]
+
+
+def test_idle_accounts_are_evicted_after_ttl():
+    engine = Engine(EngineConfig(idle_ttl_s=3600))
+    engine.process(event(1, T0, account="old"))
+    for i in range(2, 60):
+        engine.process(event(i, T0 + i * 600, account="busy"))
+    engine.flush()
+    assert "old" not in engine._accounts and "busy" in engine._accounts
+    assert engine.stats.evicted_accounts >= 1
