@@ -24,15 +24,20 @@ def _prune(counts: dict, keep: int) -> None:
 
 
 class AccountState:
-    """What the engine remembers about one account."""
+    """What the engine remembers about one account.
+
+    The per-event path only increments counters; decayed rates and means are
+    folded in when the account is scored (at most once per tick), which keeps
+    the exponentials off the hot path.
+    """
 
     __slots__ = (
         "account_id", "owner", "org_id", "payment", "tls", "created_t",
-        "first_t", "last_t", "n", "n_hashed", "n_cot", "cot_sum",
-        "w_t", "w_n", "w_cot", "w_cot_n", "w_in", "w_out",
-        "gap_n", "gap_sum", "gap_sq",
-        "tasks", "templates", "proxies", "paths",
-        "tick", "tick_n", "tick_models", "samples",
+        "first_t", "last_t", "n", "n_hashed", "in_tokens", "out_tokens",
+        "p_cot", "p_cot_n", "p_gap_n", "p_gap_sum", "p_gap_sq", "n_folded",
+        "w_t", "w_n", "w_cot", "w_cot_n", "gap_n", "gap_sum", "gap_sq",
+        "tasks", "templates", "proxies",
+        "tick", "scored_t", "tick_models", "last_event_id",
         "score", "features", "suspect", "cluster", "cohort_t", "cohort",
         "pivot_n",
     )
@@ -48,25 +53,30 @@ class AccountState:
         self.last_t = t
         self.n = 0
         self.n_hashed = 0
-        self.n_cot = 0
-        self.cot_sum = 0.0
+        self.in_tokens = 0
+        self.out_tokens = 0
+        # pending (not yet folded) sums
+        self.p_cot = 0.0
+        self.p_cot_n = 0
+        self.p_gap_n = 0
+        self.p_gap_sum = 0.0
+        self.p_gap_sq = 0.0
+        self.n_folded = 0
+        # decayed state, as of w_t
         self.w_t = t
         self.w_n = 0.0
         self.w_cot = 0.0
         self.w_cot_n = 0.0
-        self.w_in = 0.0
-        self.w_out = 0.0
         self.gap_n = 0.0
         self.gap_sum = 0.0
         self.gap_sq = 0.0
         self.tasks: dict[str, int] = {}
         self.templates: dict[int, int] = {}
         self.proxies: dict[str, int] = {}
-        self.paths: dict[str, int] = {}
         self.tick = -1
-        self.tick_n = 0
-        self.tick_models: dict[str, int] = {}
-        self.samples: list[str] = []
+        self.scored_t = -math.inf
+        self.tick_models: dict[str, int] | None = None
+        self.last_event_id = ""
         self.score = 0.0
         self.features: dict[str, float] = {}
         self.suspect = False
@@ -75,38 +85,23 @@ class AccountState:
         self.cohort = 0.0
         self.pivot_n = 0
 
-    def observe(self, ev, template_id: int | None, proxy_key: str, half_life_s: float) -> None:
-        """Fold one API call (already decoded and in event-time order) into the state."""
+    def observe(self, ev, template_id: int | None, proxy_key: str) -> None:
+        """Count one API call (already decoded and in event-time order)."""
         t = ev.t
-        dt = t - self.w_t
-        if dt > 0.0:
-            decay = math.exp(-_LN2 * dt / half_life_s)
-            self.w_n *= decay
-            self.w_cot *= decay
-            self.w_cot_n *= decay
-            self.w_in *= decay
-            self.w_out *= decay
-            self.gap_n *= decay
-            self.gap_sum *= decay
-            self.gap_sq *= decay
-            self.w_t = t
         if self.n:
             # log inter-arrival: humans are bursty (wide spread), scripts are not
             lg = math.log1p(t - self.last_t)
-            self.gap_n += 1.0
-            self.gap_sum += lg
-            self.gap_sq += lg * lg
+            self.p_gap_n += 1
+            self.p_gap_sum += lg
+            self.p_gap_sq += lg * lg
         self.n += 1
-        self.w_n += 1.0
-        self.w_in += ev.input_tokens
-        self.w_out += ev.output_tokens
         self.last_t = t
+        self.in_tokens += ev.input_tokens
+        self.out_tokens += ev.output_tokens
         cot = ev.cot
         if cot is not None:
-            self.w_cot += cot
-            self.w_cot_n += 1.0
-            self.n_cot += 1
-            self.cot_sum += cot
+            self.p_cot += cot
+            self.p_cot_n += 1
         task = ev.task
         if task is not None:
             tasks = self.tasks
@@ -124,21 +119,40 @@ class AccountState:
         proxies[proxy_key] = proxies.get(proxy_key, 0) + 1
         if len(proxies) > 2 * MAX_PROXIES:
             _prune(proxies, MAX_PROXIES)
-        paths = self.paths
-        paths[ev.access_path] = paths.get(ev.access_path, 0) + 1
         models = self.tick_models
-        models[ev.model] = models.get(ev.model, 0) + 1
-        self.tick_n += 1
+        if models is not None:  # only kept for accounts inside an alerted cluster
+            models[ev.model] = models.get(ev.model, 0) + 1
         if ev.tls_fingerprint is not None:
             self.tls = ev.tls_fingerprint
         if ev.account_created_t is not None:
             self.created_t = ev.account_created_t
-        samples = self.samples
-        if len(samples) >= 3:
-            del samples[0]
-        samples.append(ev.event_id)
+        self.last_event_id = ev.event_id
 
-    # -- derived quantities --------------------------------------------------
+    def fold(self, now: float, half_life_s: float) -> None:
+        """Decay the running sums to ``now`` and add what was counted since the last fold."""
+        dt = now - self.w_t
+        decay = math.exp(-_LN2 * dt / half_life_s) if dt > 0.0 else 1.0
+        self.w_n = self.w_n * decay + (self.n - self.n_folded)
+        self.w_cot = self.w_cot * decay + self.p_cot
+        self.w_cot_n = self.w_cot_n * decay + self.p_cot_n
+        self.gap_n = self.gap_n * decay + self.p_gap_n
+        self.gap_sum = self.gap_sum * decay + self.p_gap_sum
+        self.gap_sq = self.gap_sq * decay + self.p_gap_sq
+        if dt > 0.0:
+            self.w_t = now
+        self.n_folded = self.n
+        self.p_cot = 0.0
+        self.p_cot_n = 0
+        self.p_gap_n = 0
+        self.p_gap_sum = 0.0
+        self.p_gap_sq = 0.0
+
+    def volume_at(self, now: float, half_life_s: float) -> float:
+        """Decayed request count as of ``now`` (without folding)."""
+        dt = max(0.0, now - self.w_t)
+        return self.w_n * math.exp(-_LN2 * dt / half_life_s) + (self.n - self.n_folded)
+
+    # -- derived quantities (valid after fold) -------------------------------
     def cot_mean(self) -> float:
         return self.w_cot / self.w_cot_n if self.w_cot_n > 0.0 else 0.0
 

@@ -90,7 +90,7 @@ class AccountScorer:
             concentration = _clip(1.0 - entropy / _LOG_TASKS)
         else:
             concentration = 0.0
-        tokens = acc.w_in + acc.w_out
+        tokens = acc.in_tokens + acc.out_tokens
         return {
             "template_share": _clip(template_share),
             "shared_payment": _clip((payment_owners - 1) / 4.0),
@@ -99,7 +99,7 @@ class AccountScorer:
             "regularity": regularity,
             "concentration": concentration,
             "volume": _clip(math.log1p(acc.w_n) / math.log1p(2000.0)),
-            "output_ratio": acc.w_out / tokens if tokens > 0 else 0.0,
+            "output_ratio": acc.out_tokens / tokens if tokens > 0 else 0.0,
         }
 
     def score(self, features: dict[str, float], cohort: float) -> float:

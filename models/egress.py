@@ -34,19 +34,18 @@ class EgressKeyer:
         self.v4_prefix = v4_prefix
         self.v6_prefix = v6_prefix
         self.cache_size = cache_size
-        self._cache: dict[tuple[str, int | None], str] = {}
+        self._cache: dict[str, tuple[int | None, str]] = {}
 
     def key(self, client_ip: str, asn: int | None) -> str:
-        cache_key = (client_ip, asn)
-        hit = self._cache.get(cache_key)
-        if hit is not None:
-            return hit
+        hit = self._cache.get(client_ip)
+        if hit is not None and hit[0] == asn:
+            return hit[1]
         if len(self._cache) >= self.cache_size:
             self._cache.clear()
         prefix = self.v4_prefix if ":" not in client_ip else self.v6_prefix
         network = ipaddress.ip_network(f"{client_ip}/{prefix}", strict=False)
         result = f"as{asn if asn is not None else '?'}/{network}"
-        self._cache[cache_key] = result
+        self._cache[client_ip] = (asn, result)
         return result
 
     def __getstate__(self) -> dict:

@@ -71,6 +71,7 @@ class EngineConfig:
     suspect_exit: float = 0.32
     strong_suspect_score: float = 0.55
     suspect_ttl_s: float = 24 * 3600.0
+    score_interval_s: float = 3600.0
     cohort_interval_s: float = 3600.0
     cohort_min_score: float = 0.15
     cohort_learn_one_in: int = 4
@@ -126,6 +127,7 @@ class Engine:
         self._next_tick: float | None = None
         self._tick_index = 0
         self._tick_active: list[AccountState] = []
+        self._unscored: dict[str, AccountState] = {}
         self._tick_models: dict[str, int] = {}
         self._stream_start: float | None = None
         self._accounts: dict[str, AccountState] = {}
@@ -231,11 +233,16 @@ class Engine:
 
     def _release(self, watermark: float, out: list) -> None:
         buffer = self._buffer
+        pop = heapq.heappop
+        apply = self._apply
+        next_tick = self._next_tick
         while buffer and buffer[0][0] < watermark:
-            t, _, ev = heapq.heappop(buffer)
-            while self._next_tick is not None and t >= self._next_tick:
-                self._tick(self._next_tick, out)
-            self._apply(ev)
+            t, _, ev = pop(buffer)
+            if next_tick is not None and t >= next_tick:
+                while self._next_tick is not None and t >= self._next_tick:
+                    self._tick(self._next_tick, out)
+                next_tick = self._next_tick
+            apply(ev)
 
     # ------------------------------------------------------------ per event
     def _apply(self, ev: ApiCall) -> None:
@@ -243,13 +250,13 @@ class Engine:
         acc = self._accounts.get(ev.account_id)
         if acc is None:
             acc = self._accounts[ev.account_id] = AccountState(ev.account_id, ev.org_id, ev.t)
-        tid = None
-        if ev.simhash is not None:
-            tid = self._templates.match(ev.simhash, acc.owner, ev.t)
-        acc.observe(ev, tid, self._egress.key(ev.client_ip, ev.asn), self.config.half_life_s)
+        simhash = ev.simhash
+        tid = None if simhash is None else self._templates.match(simhash, acc.owner, ev.t)
+        acc.observe(ev, tid, self._egress.key(ev.client_ip, ev.asn))
         if acc.tick != self._tick_index:
             acc.tick = self._tick_index
             self._tick_active.append(acc)
+            self._unscored[acc.account_id] = acc
         pf = ev.payment_fingerprint
         if pf is not None and acc.payment != pf:
             acc.payment = pf
@@ -272,24 +279,29 @@ class Engine:
         self.stats.ticks += 1
         active = self._tick_active
         self._tick_active = []
-        active.sort(key=_BY_ID)
         population_models = self._tick_models
         self._tick_models = {}
-        for acc in active:
+        due = [acc for acc in self._unscored.values()
+               if boundary - acc.scored_t >= cfg.score_interval_s]
+        due.sort(key=_BY_ID)
+        for acc in due:
+            del self._unscored[acc.account_id]
             self._score_account(acc, boundary)
         cluster_models: dict[str, Counter] = {}
         pivot_model = self._current_release(boundary)
         for acc in active:
-            ep_id = self._member_episode.get(acc.account_id)
+            models = acc.tick_models
+            if models is None:
+                continue
+            ep_id = acc.cluster
             if ep_id is not None:
-                cluster_models.setdefault(ep_id, Counter()).update(acc.tick_models)
+                cluster_models.setdefault(ep_id, Counter()).update(models)
                 if pivot_model is not None:
-                    acc.pivot_n += acc.tick_models.get(pivot_model[0], 0)
+                    acc.pivot_n += models.get(pivot_model[0], 0)
                 episode = self._episodes.get(ep_id)
                 if episode is not None:
                     episode.last_active_t = max(episode.last_active_t, acc.last_t)
             acc.tick_models = {}
-            acc.tick_n = 0
         index = self._tick_index
         self._tick_index += 1
         self._next_tick = boundary + cfg.tick_s
@@ -303,6 +315,8 @@ class Engine:
 
     def _score_account(self, acc: AccountState, now: float) -> None:
         cfg = self.config
+        acc.scored_t = now
+        acc.fold(now, cfg.half_life_s)
         if acc.n < cfg.min_events:
             return
         pay_owners = len(self._payments.get(acc.payment, ())) if acc.payment else 0
@@ -381,7 +395,7 @@ class Engine:
         recent = 0
         for m in members:
             tasks.update(m.tasks)
-            volumes.append(m.w_n * math.exp(-_LN2 * max(0.0, now - m.w_t) / cfg.half_life_s))
+            volumes.append(m.volume_at(now, cfg.half_life_s))
             if now - m.last_t <= cfg.sync_window_s:
                 recent += 1
         return {
@@ -423,7 +437,7 @@ class Engine:
             if m.account_id not in episode.members:
                 grew += 1
             episode.members[m.account_id] = round(m.score, 4)
-            self._member_episode[m.account_id] = episode.alert_id
+            self._join(m.account_id, episode.alert_id)
             episode.last_active_t = max(episode.last_active_t, m.last_t)
         # absorb episodes this cluster now contains
         for other_id in sorted(overlap):
@@ -434,7 +448,7 @@ class Engine:
             if inside * 2 >= len(other.members):
                 for a, s in other.members.items():
                     episode.members.setdefault(a, s)
-                    self._member_episode[a] = episode.alert_id
+                    self._join(a, episode.alert_id)
                 other.notes.add(f"merged into {episode.alert_id}")
                 self._close(other, now, out, reason=f"merged into {episode.alert_id}")
         # cot drift: a campaign turning to reasoning-trace extraction
@@ -460,6 +474,21 @@ class Engine:
             episode.severity = max(severity, episode.severity, key=SEVERITY_RANK.__getitem__) \
                 if escalated else severity
             self._emit(episode, now, out)
+
+    def _join(self, account_id: str, episode_id: str | None) -> None:
+        """Record (or clear) the cluster episode an account belongs to."""
+        acc = self._accounts.get(account_id)
+        if episode_id is None:
+            self._member_episode.pop(account_id, None)
+            if acc is not None:
+                acc.cluster = None
+                acc.tick_models = None
+            return
+        self._member_episode[account_id] = episode_id
+        if acc is not None:
+            acc.cluster = episode_id
+            if acc.tick_models is None:
+                acc.tick_models = {}
 
     # -------------------------------------------------------------- pivots
     def _current_release(self, now: float) -> tuple[str, float] | None:
@@ -525,7 +554,7 @@ class Engine:
         self._cluster_view.pop(episode.alert_id, None)
         for a in episode.members:
             if self._member_episode.get(a) == episode.alert_id:
-                del self._member_episode[a]
+                self._join(a, None)
         for key in [k for k in self._pivot_episodes if k[0] == episode.alert_id]:
             pivot = self._pivot_episodes.pop(key)
             self._pivot_tests.pop(key, None)
@@ -557,8 +586,8 @@ class Engine:
         samples: list[str] = []
         for a in account_ids:
             acc = self._accounts.get(a)
-            if acc is not None and acc.samples:
-                samples.append(acc.samples[-1])
+            if acc is not None and acc.last_event_id:
+                samples.append(acc.last_event_id)
             if len(samples) >= 20:
                 break
         return samples

@@ -2,11 +2,13 @@
 
 Two prompts are instances of one template when their SimHashes differ in at
 most ``max_distance`` bits. Candidates are found by the pigeonhole trick of
-Manku et al. (2007): split the 64 bits into ``max_distance + 1`` blocks... here
-four 16-bit blocks, exact for distances up to 3 and most distances of 4-6, and
-each candidate is confirmed by the Hamming distance. A fingerprint seen once
-waits in a bounded ring of recent singletons; the second sighting promotes it
-to a template. A template's representative is the bitwise majority of its
+Manku et al. (2007): two fingerprints within 3 bits agree exactly on at least
+one of four 16-bit blocks (and most pairs within 4-6 bits do too); each
+candidate is confirmed by the Hamming distance. A fingerprint seen once waits
+as a *singleton* in one slot per block value (a newer singleton overwrites an
+older one, so this memory is bounded by 4 x 65536 slots whatever the traffic);
+a second sighting promotes it to a template. A template sent thousands of
+times is found even if some of its early sightings were overwritten. A template's representative is the bitwise majority of its
 first instances, so it converges on the template's centre.
 
 The index counts the distinct *owners* (an org, else an account) that used a
@@ -27,8 +29,6 @@ True
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 __all__ = ["TemplateIndex"]
 
@@ -66,21 +66,16 @@ class TemplateIndex:
     ----------
     max_distance
         Largest Hamming distance between an instance and its template's centre.
-    recent_capacity
-        Singletons remembered while waiting for a second sighting.
     max_owners
         Owners remembered per template; counts saturate there.
     """
 
-    def __init__(self, max_distance: int = 4, recent_capacity: int = 50_000, max_owners: int = 20_000):
+    def __init__(self, max_distance: int = 4, max_owners: int = 20_000):
         self.max_distance = max_distance
-        self.recent_capacity = recent_capacity
         self.max_owners = max_owners
         self._templates: dict[int, _Template] = {}
         self._by_block: dict[int, list[int]] = {}
-        self._recent: deque[tuple[int, str]] = deque()
-        self._recent_by_block: dict[int, list[int]] = {}
-        self._recent_owner: dict[int, str] = {}
+        self._singletons: dict[int, tuple[int, str]] = {}
         self._next_tid = 1
 
     # -- queries -----------------------------------------------------------
@@ -114,14 +109,14 @@ class TemplateIndex:
                     if (tpl.rep ^ simhash).bit_count() <= limit:
                         self._observe(tpl, simhash, owner, t)
                         return tid
-        recent_by_block = self._recent_by_block
+        singletons = self._singletons
         for key in keys:
-            hashes = recent_by_block.get(key)
-            if hashes:
-                for other in hashes:
-                    if (other ^ simhash).bit_count() <= limit:
-                        return self._promote(other, simhash, owner, t)
-        self._remember(simhash, owner, keys)
+            slot = singletons.get(key)
+            if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
+                return self._promote(slot, simhash, owner, t)
+        entry = (simhash, owner)
+        for key in keys:
+            singletons[key] = entry
         return None
 
     def _observe(self, tpl: _Template, simhash: int, owner: str, t: float) -> None:
@@ -165,14 +160,11 @@ class TemplateIndex:
                 if not tids:
                     del self._by_block[key]
 
-    def _promote(self, first: int, simhash: int, owner: str, t: float) -> int:
-        first_owner = self._recent_owner.pop(first, owner)
+    def _promote(self, slot: tuple[int, str], simhash: int, owner: str, t: float) -> int:
+        first, first_owner = slot
         for key in _block_keys(first):
-            hashes = self._recent_by_block.get(key)
-            if hashes is not None and first in hashes:
-                hashes.remove(first)
-                if not hashes:
-                    del self._recent_by_block[key]
+            if self._singletons.get(key) is slot:
+                del self._singletons[key]
         tid = self._next_tid
         self._next_tid += 1
         tpl = _Template(tid, first, t)
@@ -181,23 +173,6 @@ class TemplateIndex:
         self._observe(tpl, first, first_owner, t)
         self._observe(tpl, simhash, owner, t)
         return tid
-
-    def _remember(self, simhash: int, owner: str, keys: tuple[int, int, int, int]) -> None:
-        if simhash in self._recent_owner:
-            return
-        self._recent.append((simhash, owner))
-        self._recent_owner[simhash] = owner
-        for key in keys:
-            self._recent_by_block.setdefault(key, []).append(simhash)
-        if len(self._recent) > self.recent_capacity:
-            old, _ = self._recent.popleft()
-            if self._recent_owner.pop(old, None) is not None:
-                for key in _block_keys(old):
-                    hashes = self._recent_by_block.get(key)
-                    if hashes is not None and old in hashes:
-                        hashes.remove(old)
-                        if not hashes:
-                            del self._recent_by_block[key]
 
     # -- housekeeping ------------------------------------------------------
     def expire(self, before: float) -> int:

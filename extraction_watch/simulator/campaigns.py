@@ -19,7 +19,16 @@ from collections import deque
 from typing import Any
 
 from .clock import DAY_MS, HOUR_MS, format_ms, week_profile
-from .content import NORMAL, Mix, Template, feature_draws, make_templates, simhash_instance, token_counts, zipf_cumulative
+from .content import (
+    NORMAL,
+    Mix,
+    Template,
+    feature_draws,
+    make_templates,
+    simhash_instance,
+    token_counts,
+    zipf_cumulative,
+)
 from .network import Asn, official_client, random_ja4
 from .sink import Ident, Profile
 from .world import World
@@ -34,12 +43,13 @@ _IMITATED = {"api": "sdk-python", "agent": "agent-cli", "chat": "chrome", "cloud
 
 
 class CampaignAccount:
-    __slots__ = ("ident", "prof", "address")
+    __slots__ = ("ident", "prof", "address", "used")
 
     def __init__(self, ident: Ident, prof: Profile, address: Address | None) -> None:
         self.ident = ident
         self.prof = prof
         self.address = address  # None: each episode egresses from the campaign's pool
+        self.used = False  # only an account that has worked gets banned
 
 
 class CampaignDriver:
@@ -132,8 +142,8 @@ class CampaignDriver:
         prefixes = [(asns[i % len(asns)], asns[i % len(asns)].prefix24(rng))
                     for i in range(max(1, cp["egress_prefixes"]))]
         # a fleet of a dozen hosts in each prefix
-        pool = [(f"{prefix}.{rng.randint(1, 254)}", asn.number)
-                for asn, prefix in prefixes for _ in range(12)]
+        pool: list[Address] = [(f"{prefix}.{rng.randint(1, 254)}", asn.number)
+                               for asn, prefix in prefixes for _ in range(12)]
         return pool, prefixes
 
     def _new_account(self, at_ms: int, replacement: bool = False) -> CampaignAccount:
@@ -182,22 +192,32 @@ class CampaignDriver:
                 return t
 
     def _apply_churn(self, t: int) -> None:
-        replace_at, rng = self.replace_at, self.rng
+        """Replace the accounts banned up to `t` with fresh ones."""
+        replace_at, rng, pool = self.replace_at, self.rng, self.pool
         while self._replaced < len(replace_at) and replace_at[self._replaced] <= t:
+            start = int(rng.random() * len(pool))
+            slot = next((s % len(pool) for s in range(start, start + len(pool))
+                         if pool[s % len(pool)].used), None)
+            if slot is None:
+                return  # nothing has worked yet, so nothing can have been banned
             self._replaced += 1
             account = self._new_account(t, replacement=True)
             self.account_ids.append(account.ident[0])
-            self.pool[int(rng.random() * len(self.pool))] = account
+            pool[slot] = account
             self.fresh.append(account)
 
     def _pick_account(self) -> CampaignAccount:
         if self.fresh:
-            return self.fresh.popleft()  # a new account goes to work at once
-        pool = self.pool
-        if self.rng.random() < self.cp["synchrony"]:
-            self.rr = (self.rr + 1) % len(pool)
-            return pool[self.rr]
-        return pool[int(self.rng.random() * len(pool))]
+            account = self.fresh.popleft()  # a new account goes to work at once
+        else:
+            pool = self.pool
+            if self.rng.random() < self.cp["synchrony"]:
+                self.rr = (self.rr + 1) % len(pool)
+                account = pool[self.rr]
+            else:
+                account = pool[int(self.rng.random() * len(pool))]
+        account.used = True
+        return account
 
     def _dispatch(self, t: int) -> None:
         rng, cp = self.rng, self.cp

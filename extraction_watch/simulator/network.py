@@ -40,7 +40,8 @@ class Asn:
         return f"{a}.{b}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
     def ipv6(self, rng: random.Random) -> str:
-        return f"{self.v6_prefix}:{rng.getrandbits(16):x}::{rng.getrandbits(32):x}"
+        iface = rng.getrandbits(32)
+        return f"{self.v6_prefix}:{rng.getrandbits(16):x}::{iface >> 16:x}:{iface & 0xFFFF:x}"
 
     def prefix24(self, rng: random.Random) -> str:
         """A random /24 inside this ASN, as 'a.b.c'."""

@@ -214,7 +214,7 @@ DEFAULTS: Params = {
         "accounts": 300,
         "ips": 2,
         "tz_offset_h": 1.0,
-        "requests_per_day_median": 5.0,
+        "requests_per_day_median": 8.0,
     },
     "research_team": {
         "enabled": True,

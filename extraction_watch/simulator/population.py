@@ -21,7 +21,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from .clock import DAY_MS, HOUR_MS, format_ms, week_profile
-from .content import NORMAL, FeatureDraw, Mix, Template, feature_draws, make_templates, simhash_instance, token_counts
+from .content import (
+    NORMAL,
+    FeatureDraw,
+    Mix,
+    Template,
+    feature_draws,
+    make_templates,
+    simhash_instance,
+    token_counts,
+)
 from .network import client_for_path
 from .sink import STATUS_NORMAL, STATUS_THROTTLED, Ident, Profile
 from .world import TIMEZONES, World
@@ -275,6 +284,8 @@ def _profiles(world: World, rng: random.Random, paths: Mix, payment: str | None,
             chosen.append(other)
     out: list[Profile] = []
     for path in chosen:
+        tls: str | None
+        ua: str | None
         tls, ua = client_for_path(path, rng)
         if rng.random() < 0.01:
             tls = None

@@ -137,14 +137,14 @@ class EventSink:
         r = rng.random()
         # The upstream classifiers occasionally time out or see no text at all.
         cot_out: float | None = None if r < 0.002 else int(cot * 1000.0 + 0.5) / 1000.0
-        hash_out: str | None = None if 0.002 <= r < 0.004 else "%016x" % simhash
+        hash_out: str | None = None if 0.002 <= r < 0.004 else f"{simhash:016x}"
         minute = t // 60_000
         if minute != self._minute:
             self._minute = minute
             self._ts_prefix = format_ms(minute * 60_000)[:17]
         ev = {
             "v": 1,
-            "event_id": "%032x" % rng.getrandbits(128),
+            "event_id": f"{rng.getrandbits(128):032x}",
             "ts": self._ts_prefix + MINUTE_SUFFIXES[t - minute * 60_000],
             "account_id": ident[0],
             "org_id": ident[1],
@@ -184,7 +184,7 @@ class EventSink:
         rng = self._bad_rng
         kind = BAD_KINDS[min(bisect.bisect(self._bad_cum, rng.random()), len(BAD_KINDS) - 1)]
         bad = dict(ev)
-        bad["event_id"] = "%032x" % rng.getrandbits(128)
+        bad["event_id"] = f"{rng.getrandbits(128):032x}"
         out: bytes
         if kind == "not_json":
             choice = rng.randrange(3)
@@ -195,10 +195,12 @@ class EventSink:
             else:
                 out = b'{"v": 1, "event_id": ' + bad["event_id"].encode() + b", ts: NaN}\n"
         elif kind == "missing_field":
-            del bad[rng.choice(("event_id", "ts", "account_id", "model", "task", "input_tokens",
-                                "output_tokens", "status", "access_path", "v"))]
+            del bad[rng.choice(("v", "event_id", "ts", "account_id", "access_path", "client_ip",
+                                "model", "features", "input_tokens", "output_tokens", "status"))]
             out = _DUMP(bad, option=_NEWLINE)
         elif kind == "wrong_type":
+            field: str
+            value: Any
             field, value = rng.choice((
                 ("input_tokens", str(ev["input_tokens"])), ("asn", f"AS{ev['asn']}"),
                 ("features", ",".join(ev["features"]) or "none"), ("status", str(ev["status"])),
@@ -210,9 +212,10 @@ class EventSink:
         elif kind == "out_of_range":
             field, value = rng.choice((
                 ("cot_elicitation", 1.7), ("cot_elicitation", -0.2), ("input_tokens", -5),
-                ("status", 999), ("latency_ms", -1), ("access_path", "satellite"),
-                ("task", "mining"), ("prompt_simhash", "zz-not-a-hash"),
-                ("features", ["tools", "telepathy"]), ("ts", "2026-13-45T99:00:00.000Z"),
+                ("output_tokens", -1), ("status", 999), ("latency_ms", -1),
+                ("access_path", "satellite"), ("prompt_simhash", "zz-not-a-hash"),
+                ("features", ["tools"] * 17), ("ts", "2026-13-45T99:00:00.000Z"),
+                ("client_ip", "999.12.0.1"),
             ))
             bad[field] = value
             out = _DUMP(bad, option=_NEWLINE)

@@ -92,7 +92,7 @@ class TemplateCase:
     name = "templates"
 
     def make(self, seed):
-        return TemplateIndex(max_distance=4, recent_capacity=64)
+        return TemplateIndex(max_distance=4)
 
     def inputs(self, seed):
         rng = random.Random(seed)

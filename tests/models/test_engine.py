@@ -80,8 +80,9 @@ def test_events_are_applied_in_event_time_order_within_lateness():
     shuffled.flush()
     for acc_id in ("a0", "a1", "a2"):
         a, b = ordered._accounts[acc_id], shuffled._accounts[acc_id]
-        assert (a.n, a.first_t, a.last_t, a.samples) == (b.n, b.first_t, b.last_t, b.samples)
-        assert abs(a.gap_sum - b.gap_sum) < 1e-9
+        assert (a.n, a.first_t, a.last_t, a.last_event_id) == (
+            b.n, b.first_t, b.last_t, b.last_event_id)
+        assert abs(a.gap_sum - b.gap_sum) < 1e-9 and a.gap_n == b.gap_n
 
 
 def test_explicit_release_wins_over_inferred_first_sighting():
