@@ -72,7 +72,8 @@ class CampaignDriver:
                           if phase2_at is not None else _NEVER)
         self.pivot_start_ms = world.release_ms + int(cp["pivot_delay_h"] * HOUR_MS)
         self.pivot_ramp_ms = max(1, int(cp["pivot_ramp_h"] * HOUR_MS))
-        self.pivot_share = cp["pivot_share"] if self.start_ms <= world.release_ms < self.end_ms else 0.0
+        pivots = self.start_ms <= world.release_ms < self.end_ms and self.pivot_start_ms < self.end_ms
+        self.pivot_share = cp["pivot_share"] if pivots else 0.0
 
         # shared infrastructure of the operator
         ids = world.ids
@@ -101,6 +102,7 @@ class CampaignDriver:
         self.tz_ms = int(cp["tz_offset_h"] * HOUR_MS)
         wave = cp["wave_size"] if cp["timing"] == "waves" else 1.0
         self.wave = max(1.0, wave)
+        self.steady = cp["timing"] == "steady"
         self.wave_spread_ms = int(cp["wave_spread_s"] * 1000)
         # candidate dispatches per ms at the week's peak (thinned to the local hour)
         self.lam = episodes_per_ms / self.wave * self.mod_max
@@ -180,7 +182,7 @@ class CampaignDriver:
         if lam <= 0:
             return _NEVER
         week, tz, mod_max, k = self.week, self.tz_ms, self.mod_max, self.regularity
-        steady = self.wave == 1.0
+        steady = self.steady
         while True:
             if steady:
                 t += int(rng.gammavariate(k, 1.0 / k) / lam) + 1
@@ -229,7 +231,7 @@ class CampaignDriver:
             templates, cum = self.templates, self.template_cum
         tasks = self.phase2_tasks if phase2 else self.tasks
         cot_mean = cp["phase2_cot_mean"] if phase2 else cp["cot_mean"]
-        size = 1 if self.wave == 1.0 else max(1, int(self.wave * (0.5 + rng.random()) + 0.5))
+        size = 1 if self.steady else max(1, int(self.wave * (0.5 + rng.random()) + 0.5))
         for _ in range(size):
             account = self._pick_account()
             tpl: Template | None = None

@@ -11,6 +11,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from .clock import parse_rfc3339
+
 __all__ = [
     "ARCHETYPES",
     "CAMPAIGN_GROUPS",
@@ -465,6 +467,7 @@ def apply_overrides(params: Params, overrides: Mapping[str, object]) -> None:
 
 def _validate(params: Params) -> None:
     run = params["run"]
+    parse_rfc3339(run["start"])
     hours = run["hours"]
     if hours <= 0:
         raise ValueError("run.hours must be positive")
@@ -500,6 +503,9 @@ def _validate(params: Params) -> None:
             raise ValueError(f"{name}.template_noise_bits must be <= 32")
         if not sum(group["task_mix"].values()) > 0 or not sum(group["models"].values()) > 0:
             raise ValueError(f"{name}: empty task or model mix")
+    for key in ("call_gap_median_s", "agent_call_gap_median_s"):
+        if params["benign"][key] <= 0:
+            raise ValueError(f"benign.{key} must be positive")
     for key in ("diurnal_amplitude", "weekend_factor", "app_share", "org_share",
                 "new_account_share", "template_share", "app_template_share",
                 "cot_moderate_share", "ipv6_share", "shared_ip_share", "datacenter_share",
@@ -543,7 +549,9 @@ def resolve_params(
         for group in params.values():
             for key in SCALED_KEYS & group.keys():
                 value = group[key] * scale
-                group[key] = max(1, round(value)) if isinstance(group[key], int) else value
+                if isinstance(group[key], int):
+                    value = max(1, round(value)) if group[key] > 0 else 0
+                group[key] = value
     params["run"]["scale"] = float(scale)
     if bad_rate is not None:
         params["run"]["bad_rate"] = float(bad_rate)

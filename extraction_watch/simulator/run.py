@@ -54,7 +54,8 @@ def simulate(
     out.mkdir(parents=True, exist_ok=True)
 
     traps = [name for name in TRAP_GROUPS if params[name]["enabled"]]
-    campaigns = sorted((name for name in ARCHETYPES if params[name]["enabled"]),
+    campaigns = sorted((name for name in ARCHETYPES
+                        if params[name]["enabled"] and params[name]["accounts"] > 0),
                        key=lambda name: (params[name]["start_h"], name))
     campaign_ids = [f"campaign-{i + 1}" for i in range(len(campaigns))]
     groups = ["benign", *traps, *campaign_ids]
