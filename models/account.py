@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["AccountState", "MAX_TEMPLATES", "MAX_PROXIES"]
+__all__ = ["AccountState", "MAX_TEMPLATES", "MAX_PROXIES", "RECENT_TIMES"]
 
 MAX_TEMPLATES = 8
 MAX_PROXIES = 4
+RECENT_TIMES = 8
 _LN2 = math.log(2.0)
 
 
@@ -37,7 +38,7 @@ class AccountState:
         "p_cot", "p_cot_n", "p_gap_n", "p_gap_sum", "p_gap_sq", "n_folded",
         "w_t", "w_n", "w_cot", "w_cot_n", "gap_n", "gap_sum", "gap_sq",
         "tasks", "templates", "proxies",
-        "tick", "scored_t", "tick_models", "last_event_id",
+        "tick", "scored_t", "tick_models", "last_event_id", "recent_t",
         "score", "features", "suspect", "cluster", "cohort_t", "cohort",
         "pivot_n",
     )
@@ -77,6 +78,7 @@ class AccountState:
         self.scored_t = -math.inf
         self.tick_models: dict[str, int] | None = None
         self.last_event_id = ""
+        self.recent_t: list[float] = []
         self.score = 0.0
         self.features: dict[str, float] = {}
         self.suspect = False
@@ -127,6 +129,10 @@ class AccountState:
         if ev.account_created_t is not None:
             self.created_t = ev.account_created_t
         self.last_event_id = ev.event_id
+        recent = self.recent_t
+        recent.append(t)
+        if len(recent) > RECENT_TIMES:
+            del recent[0]
 
     def fold(self, now: float, half_life_s: float) -> None:
         """Decay the running sums to ``now`` and add what was counted since the last fold."""

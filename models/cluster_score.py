@@ -10,8 +10,8 @@ a narrow set of capabilities that differs from the population's mix.
 >>> farm = {"template_share": 0.9, "cot": 0.2, "youth": 0.8, "shared_payment": 0.0,
 ...         "balance": 0.8, "synchrony": 0.9, "divergence": 0.5}
 >>> crowd = {"template_share": 0.9, "cot": 0.05, "youth": 0.0, "shared_payment": 0.0,
-...          "balance": 0.0, "synchrony": 0.2, "divergence": 0.1}
->>> scorer.score(crowd, owners=40) < 0.45 < scorer.score(farm, owners=40)
+...          "balance": 0.0, "synchrony": 0.05, "divergence": 0.1}
+>>> scorer.score(crowd, owners=40) < 0.45 < 0.6 < scorer.score(farm, owners=40)
 True
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-__all__ = ["ClusterScorer", "js_divergence", "dispersion_balance"]
+__all__ = ["ClusterScorer", "js_divergence", "dispersion_balance", "co_activity"]
 
 
 def js_divergence(p: Mapping[str, float], q: Mapping[str, float]) -> float:
@@ -45,63 +45,136 @@ def js_divergence(p: Mapping[str, float], q: Mapping[str, float]) -> float:
     return min(1.0, max(0.0, total))
 
 
-def dispersion_balance(volumes: Iterable[float]) -> float:
+def dispersion_balance(volumes: Iterable[float], min_accounts: int = 12,
+                       min_mean: float = 2.0) -> float:
     """1 when volumes are as even as Poisson noise allows, 0 when heavy-tailed.
 
-    Uses the index of dispersion (variance / mean): about 1 for load-balanced
-    accounts, far above 1 for honest populations.
+    Uses the coefficient of variation in excess of Poisson noise,
+    ``sqrt(var / mean**2 - 1 / mean)``: an operator spreading load over its
+    accounts stays near 0-0.4, an honest population (lognormal or Pareto
+    volumes) is above 1. With few accounts or few requests each, even an
+    honest crowd looks even, so that is no evidence (0).
 
-    >>> dispersion_balance([10, 11, 9, 10, 12, 8])
+    >>> dispersion_balance([10, 11, 9, 10, 12, 8, 10, 11, 9, 10, 12, 9])
     1.0
-    >>> dispersion_balance([1, 1, 2, 3, 150, 900, 4])
+    >>> dispersion_balance([1, 1, 2, 3, 150, 900, 4, 7, 30, 2, 5, 60])
+    0.0
+    >>> dispersion_balance([3, 3, 4])
     0.0
     """
     xs = list(volumes)
-    if len(xs) < 2:
+    if len(xs) < max(2, min_accounts):
         return 0.0
     mean = sum(xs) / len(xs)
-    if mean <= 0:
+    if mean < min_mean:
         return 0.0
     var = sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
-    fano = max(var / mean, 1e-9)
-    # fano <= 2 -> 1.0; fano >= 60 -> 0.0, log-linear between
-    return min(1.0, max(0.0, 1.0 - math.log(fano / 2.0) / math.log(30.0)))
+    excess_cv = math.sqrt(max(0.0, var / (mean * mean) - 1.0 / mean))
+    # excess CV <= 0.4 -> 1.0; >= 1.0 -> 0.0
+    return min(1.0, max(0.0, (1.0 - excess_cv) / 0.6))
+
+
+def co_activity(times_by_account: Iterable[Iterable[float]], bucket_s: float = 10.0) -> float:
+    """How much more often accounts act in the same ``bucket_s`` than chance says.
+
+    Counts pairs of distinct accounts active in the same time bucket and
+    divides by the pairs expected if each account's events were spread
+    independently over the observed span. About 1 for independent people,
+    far above 1 for a farm firing waves across its accounts.
+
+    >>> waves = [[3600.0 * w + a * 0.1 for w in range(8)] for a in range(10)]
+    >>> co_activity(waves) > 20
+    True
+    >>> import random
+    >>> rng = random.Random(1)
+    >>> people = [[rng.uniform(0, 36000) for _ in range(8)] for _ in range(10)]
+    >>> 0.0 <= co_activity(people) < 3
+    True
+    """
+    buckets: dict[int, set[int]] = {}
+    per_account: list[int] = []
+    lo, hi = math.inf, -math.inf
+    for i, times in enumerate(times_by_account):
+        seen = set()
+        for t in times:
+            b = int(t // bucket_s)
+            seen.add(b)
+            lo = min(lo, t)
+            hi = max(hi, t)
+        for b in seen:
+            buckets.setdefault(b, set()).add(i)
+        per_account.append(len(seen))
+    total = sum(per_account)
+    if len(per_account) < 2 or total < 2 or hi <= lo:
+        return 0.0
+    span_buckets = max(1.0, (hi - lo) / bucket_s + 1.0)
+    expected = (total * total - sum(k * k for k in per_account)) / (2.0 * span_buckets)
+    observed = sum(len(s) * (len(s) - 1) / 2.0 for s in buckets.values())
+    return observed / expected if expected > 0 else 0.0
 
 
 class ClusterScorer:
-    """Weighted cluster score in [0, 1], damped for very small clusters.
+    """Cluster score in [0, 1] from two families of evidence, damped for tiny clusters.
+
+    *Coordination* (shared payment methods across owners, synchronised timing,
+    load balance, freshly created accounts) says the accounts are run by one
+    operator; *content* (shared templates, chain-of-thought elicitation,
+    capability mix unlike the population's) says they extract. Within a
+    family the signals combine as a noisy-OR (one strong signal suffices, a
+    second adds less); the families are then averaged, so neither alone can
+    reach a high score.
 
     Parameters
     ----------
-    weights
-        Weight per signal, normalised to sum to 1.
+    coordination, content
+        Reliability weight per signal (the largest contribution it can make).
+    coordination_weight
+        Share of the score that comes from coordination.
     full_size_owners
         Clusters with at least this many owners get no size damping.
     """
 
-    def __init__(self, weights: dict[str, float] | None = None, full_size_owners: int = 10):
-        self.weights = dict(weights or {
-            "template_share": 0.20,
-            "balance": 0.15,
-            "synchrony": 0.10,
-            "divergence": 0.15,
-            "shared_payment": 0.15,
-            "cot": 0.15,
-            "youth": 0.10,
-        })
+    def __init__(
+        self,
+        coordination: dict[str, float] | None = None,
+        content: dict[str, float] | None = None,
+        coordination_weight: float = 0.55,
+        full_size_owners: int = 10,
+    ):
+        self.coordination = dict(coordination or {
+            "shared_payment": 0.9, "synchrony": 0.8, "balance": 0.7, "youth": 0.6})
+        self.content = dict(content or {
+            "template_share": 0.8, "cot": 0.7, "divergence": 0.6})
+        self.coordination_weight = coordination_weight
         self.full_size_owners = full_size_owners
-        total = sum(self.weights.values())
-        self._w = {k: v / total for k, v in self.weights.items()}
 
     def size_factor(self, owners: int) -> float:
         if owners >= self.full_size_owners:
             return 1.0
         return 0.6 + 0.4 * math.log(max(owners, 1)) / math.log(self.full_size_owners)
 
+    @staticmethod
+    def _noisy_or(weights: Mapping[str, float], features: Mapping[str, float]) -> float:
+        miss = 1.0
+        for name, weight in weights.items():
+            value = features.get(name, 0.0)
+            value = 0.0 if not math.isfinite(value) else min(1.0, max(0.0, value))
+            miss *= 1.0 - weight * value
+        return 1.0 - miss
+
+    def families(self, features: Mapping[str, float]) -> tuple[float, float]:
+        """(coordination, content) evidence, each in [0, 1]."""
+        return (self._noisy_or(self.coordination, features),
+                self._noisy_or(self.content, features))
+
     def score(self, features: Mapping[str, float], owners: int) -> float:
-        base = sum(self._w.get(k, 0.0) * v for k, v in features.items())
+        coordination, content = self.families(features)
+        w = self.coordination_weight
+        base = w * coordination + (1.0 - w) * content
         return min(1.0, max(0.0, base * self.size_factor(owners)))
 
     def contributions(self, features: Mapping[str, float]) -> list[tuple[str, float]]:
-        parts = [(k, self._w[k] * v) for k, v in features.items() if k in self._w]
+        weights = {**self.coordination, **self.content}
+        parts = [(k, weights[k] * min(1.0, max(0.0, v))) for k, v in features.items()
+                 if k in weights and math.isfinite(v)]
         return sorted(parts, key=lambda kv: (-kv[1], kv[0]))

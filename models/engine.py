@@ -29,7 +29,7 @@ from river import drift, stats
 from models.account import AccountState
 from models.account_score import AccountScorer
 from models.alerts import SEVERITY_RANK, AlertEpisode
-from models.cluster_score import ClusterScorer, dispersion_balance, js_divergence
+from models.cluster_score import ClusterScorer, co_activity, dispersion_balance, js_divergence
 from models.cohort import CohortScorer
 from models.contract import (
     ApiCall,
@@ -63,7 +63,7 @@ class EngineConfig:
     cluster_every_ticks: int = 3
     idle_ttl_s: float = 3 * 86400.0
     half_life_s: float = 12 * 3600.0
-    template_max_distance: int = 4
+    template_max_distance: int = 7
     template_min_owners: int = 3
     youth_days: float = 30.0
     min_events: int = 2
@@ -76,7 +76,11 @@ class EngineConfig:
     cohort_min_score: float = 0.15
     cohort_learn_one_in: int = 4
     cluster_min_owners: int = 3
-    sync_window_s: float = 2 * 3600.0
+    min_coordination: float = 0.4
+    campaign_template_share: float = 0.6
+    expand_template_share: float = 0.3
+    expand_min_score: float = 0.15
+    sync_window_s: float = 6 * 3600.0
     warning_score: float = 0.45
     critical_score: float = 0.62
     critical_min_owners: int = 10
@@ -84,8 +88,8 @@ class EngineConfig:
     quiet_s: float = 6 * 3600.0
     release_warmup_s: float = 24 * 3600.0
     pivot_horizon_s: float = 48 * 3600.0
-    pivot_min_share: float = 0.2
-    pivot_ratio: float = 2.0
+    pivot_min_excess: float = 0.08
+    pivot_ratio: float = 1.5
     pivot_min_events: int = 30
     seed: int = 7
     detector_version: str = DETECTOR_VERSION
@@ -132,7 +136,8 @@ class Engine:
         self._stream_start: float | None = None
         self._accounts: dict[str, AccountState] = {}
         self._suspects: dict[str, AccountState] = {}
-        self._payments: dict[str, set[str]] = {}
+        self._payments: dict[str, set[str]] = {}  # payment fingerprint -> owners
+        self._payment_accounts: dict[str, set[str]] = {}
         self._pop_tasks: dict[str, int] = {}
         self._models_first_seen: dict[str, float] = {}
         self._releases: dict[str, float] = {}
@@ -251,7 +256,8 @@ class Engine:
         if acc is None:
             acc = self._accounts[ev.account_id] = AccountState(ev.account_id, ev.org_id, ev.t)
         simhash = ev.simhash
-        tid = None if simhash is None else self._templates.match(simhash, acc.owner, ev.t)
+        tid = None if simhash is None else self._templates.match(
+            simhash, acc.owner, ev.t, acc.account_id)
         acc.observe(ev, tid, self._egress.key(ev.client_ip, ev.asn))
         if acc.tick != self._tick_index:
             acc.tick = self._tick_index
@@ -261,6 +267,7 @@ class Engine:
         if pf is not None and acc.payment != pf:
             acc.payment = pf
             self._payments.setdefault(pf, set()).add(acc.owner)
+            self._payment_accounts.setdefault(pf, set()).add(acc.account_id)
         model = ev.model
         models = self._tick_models
         models[model] = models.get(model, 0) + 1
@@ -385,26 +392,29 @@ class Engine:
                 continue
             features = self._cluster_features(members, now)
             score = self._cluster_scorer.score(features, len(owners))
-            self._update_episode(members, owners, features, score, now, out)
+            episode = self._update_episode(members, owners, features, score, now, out)
+            if episode is not None:
+                self._expand(episode, members, now)
 
     def _cluster_features(self, members: list[AccountState], now: float) -> dict[str, float]:
         cfg = self.config
         n = len(members)
         tasks: Counter = Counter()
         volumes = []
-        recent = 0
         for m in members:
             tasks.update(m.tasks)
             volumes.append(m.volume_at(now, cfg.half_life_s))
-            if now - m.last_t <= cfg.sync_window_s:
-                recent += 1
+        horizon = now - cfg.sync_window_s
+        ratio = co_activity([t for t in m.recent_t if t >= horizon] for m in members)
+        # ratio ~1 for independent people; a farm firing waves is far above
+        synchrony = min(1.0, max(0.0, math.log(ratio) / math.log(50.0))) if ratio > 1.0 else 0.0
         return {
             "template_share": sum(m.features.get("template_share", 0.0) for m in members) / n,
             "cot": sum(m.features.get("cot", 0.0) for m in members) / n,
             "youth": sum(m.features.get("youth", 0.0) for m in members) / n,
             "shared_payment": sum(1.0 for m in members if m.features.get("shared_payment", 0.0) > 0) / n,
             "balance": dispersion_balance(volumes),
-            "synchrony": recent / n,
+            "synchrony": synchrony,
             "divergence": js_divergence(tasks, self._pop_tasks),
         }
 
@@ -416,8 +426,50 @@ class Engine:
             return "warning"
         return "info"
 
+    def _expand(self, episode: AlertEpisode, members: list[AccountState], now: float) -> None:
+        """Add accounts tied to an alerted cluster by its own templates or payment methods.
+
+        A *campaign template* is one whose users are mostly members of this
+        cluster, so a popular public template never qualifies; accounts that
+        send it for a good part of their traffic, or that pay with a member's
+        payment method, join even if their own score stayed below the suspect
+        bar (a stealthy account of a detected campaign).
+        """
+        cfg = self.config
+        member_ids = set(episode.members)
+        usage: Counter = Counter()
+        for m in members:
+            usage.update(m.templates)
+        campaign_templates = []
+        for tid, _ in sorted(usage.items(), key=lambda kv: (-kv[1], kv[0]))[:32]:
+            users = self._templates.accounts(tid)
+            if len(users) >= cfg.template_min_owners and \
+                    len(users & member_ids) >= cfg.campaign_template_share * len(users):
+                campaign_templates.append(tid)
+        candidates: set[str] = set()
+        for tid in campaign_templates:
+            candidates |= self._templates.accounts(tid)
+        paid_together: set[str] = set()
+        for m in members:
+            if m.payment is not None and len(self._payments.get(m.payment, ())) >= 2:
+                paid_together |= self._payment_accounts.get(m.payment, set())
+        candidates |= paid_together
+        candidates -= member_ids
+        for account_id in sorted(candidates):
+            acc = self._accounts.get(account_id)
+            if acc is None or now - acc.last_t > cfg.suspect_ttl_s or \
+                    self._member_episode.get(account_id) not in (None, episode.alert_id):
+                continue
+            on_campaign = sum(acc.templates.get(t, 0) for t in campaign_templates)
+            tied = account_id in paid_together or (
+                acc.n_hashed and on_campaign >= cfg.expand_template_share * acc.n_hashed)
+            if tied and acc.score >= cfg.expand_min_score:
+                episode.members[account_id] = round(acc.score, 4)
+                self._join(account_id, episode.alert_id)
+
     def _update_episode(self, members: list[AccountState], owners: set[str],
-                        features: dict[str, float], score: float, now: float, out: list) -> None:
+                        features: dict[str, float], score: float, now: float,
+                        out: list) -> AlertEpisode | None:
         cfg = self.config
         overlap = Counter(self._member_episode[m.account_id] for m in members
                           if m.account_id in self._member_episode)
@@ -426,9 +478,11 @@ class Engine:
             order = {ep_id: i for i, ep_id in enumerate(self._episodes)}
             ep_id = min(overlap, key=lambda e: (-overlap[e], order.get(e, 0)))
             episode = self._episodes.get(ep_id)
+        coordinated = max(features["balance"], features["shared_payment"], features["youth"],
+                          features["synchrony"]) >= cfg.min_coordination
         if episode is None:
-            if score < cfg.warning_score:
-                return
+            if score < cfg.warning_score or not coordinated:
+                return None
             first_seen = min(m.first_t for m in members)
             episode = AlertEpisode.open("cluster", members[0].account_id, first_seen, "cluster")
             self._episodes[episode.alert_id] = episode
@@ -460,7 +514,7 @@ class Engine:
         phase_change = test.drift_detected and "cot_shift" not in episode.notes
         if phase_change:
             episode.notes.add("cot_shift")
-        severity = self._severity(score, len(owners))
+        severity = self._severity(score, len(owners)) if coordinated else "info"
         escalated = SEVERITY_RANK[severity] > SEVERITY_RANK[episode.severity]
         due = now - episode.last_emit_t >= cfg.update_interval_s
         grown = len(episode.members) >= max(episode.emitted_total + 5, episode.emitted_total * 1.1)
@@ -474,6 +528,7 @@ class Engine:
             episode.severity = max(severity, episode.severity, key=SEVERITY_RANK.__getitem__) \
                 if escalated else severity
             self._emit(episode, now, out)
+        return episode
 
     def _join(self, account_id: str, episode_id: str | None) -> None:
         """Record (or clear) the cluster episode an account belongs to."""
@@ -513,10 +568,12 @@ class Engine:
             test = self._pivot_tests.get(key)
             if test is None:
                 test = self._pivot_tests[key] = PivotDetector(
-                    min_share=cfg.pivot_min_share, ratio=cfg.pivot_ratio,
+                    min_excess=cfg.pivot_min_excess, ratio=cfg.pivot_ratio,
                     min_events=cfg.pivot_min_events)
             counts = cluster_models.get(ep_id, Counter())
-            pivoting = test.update(counts.get(model, 0), sum(counts.values()), pop_new, pop_total)
+            new, total = counts.get(model, 0), sum(counts.values())
+            # the population baseline excludes the cluster itself
+            pivoting = test.update(new, total, pop_new - new, pop_total - total)
             pivot = self._pivot_episodes.get(key)
             if not pivoting and pivot is None:
                 continue
@@ -574,6 +631,11 @@ class Engine:
                     owners.discard(acc.owner)
                     if not owners:
                         del self._payments[acc.payment]
+                accounts = self._payment_accounts.get(acc.payment)
+                if accounts is not None:
+                    accounts.discard(account_id)
+                    if not accounts:
+                        del self._payment_accounts[acc.payment]
         self.stats.evicted_accounts += len(stale)
         self._templates.expire(cutoff)
 
@@ -693,7 +755,9 @@ class Engine:
                               f"{len(payments)} payment methods shared across owners",
             "balance": "traffic spread evenly across accounts (load balancing)"
                        if features["balance"] > 0.5 else "uneven traffic across accounts",
-            "synchrony": f"{features['synchrony']:.0%} of accounts active in the same 2 h window",
+            "synchrony": f"accounts act together in the same 10 s far more often than chance "
+                         f"(synchrony {features['synchrony']:.2f})" if features["synchrony"] > 0.3
+                         else "no unusual co-timing across accounts",
             "divergence": f"capability mix diverges from the population's (JS "
                           f"{features['divergence']:.2f}): {top_tasks}",
             "egress": f"top egress networks: {top_proxies}",

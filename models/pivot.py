@@ -5,18 +5,20 @@ a release, so the detector follows the cluster's *excess* share on the new
 model (cluster share minus population share) per tick. Before the release
 that excess is zero by definition; a River Page-Hinkley test then looks for
 an upward change, and the pivot is declared when the change is confirmed by
-an excess share that is both large and well above the population's.
+an excess share that is large in absolute terms, well above the population's
+share, and significant (a two-proportion z-test over the window).
 
->>> det = PivotDetector(min_share=0.2, min_events=20)
+>>> det = PivotDetector(min_events=20)
 >>> [det.update(0, 50, 10, 1000) for _ in range(3)]
 [False, False, False]
->>> fired = [det.update(25, 50, 50, 1000) for _ in range(4)]
+>>> fired = [det.update(25, 50, 50, 1000) for _ in range(3)]
 >>> fired[-1], round(det.share, 2)
-(True, 0.33)
+(True, 0.5)
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from river import drift
@@ -29,10 +31,12 @@ class PivotDetector:
 
     Parameters
     ----------
-    min_share
-        Cluster share (over the window) needed to call a pivot.
+    min_excess
+        Cluster share minus population share (over the window) needed.
     ratio
         Cluster share must exceed ``ratio`` times the population share.
+    min_z
+        Two-proportion z statistic needed (cluster against population).
     min_events
         Cluster events needed in the window.
     window_ticks
@@ -45,16 +49,18 @@ class PivotDetector:
 
     def __init__(
         self,
-        min_share: float = 0.2,
-        ratio: float = 2.0,
+        min_excess: float = 0.08,
+        ratio: float = 1.5,
+        min_z: float = 4.0,
         min_events: int = 30,
-        window_ticks: int = 6,
-        threshold: float = 0.4,
-        delta: float = 0.02,
+        window_ticks: int = 3,
+        threshold: float = 0.08,
+        delta: float = 0.005,
         baseline_ticks: int = 12,
     ):
-        self.min_share = min_share
+        self.min_excess = min_excess
         self.ratio = ratio
+        self.min_z = min_z
         self.min_events = min_events
         self.window_ticks = window_ticks
         self.threshold = threshold
@@ -70,6 +76,7 @@ class PivotDetector:
         self.share = 0.0
         self.population_share = 0.0
         self.events = 0
+        self.z = 0.0
 
     def update(self, new: int, total: int, population_new: int, population_total: int) -> bool:
         """Feed one tick of counts; return True while a pivot is established."""
@@ -86,9 +93,13 @@ class PivotDetector:
         self.events = ct
         self.share = cn / ct if ct else 0.0
         self.population_share = pn / pt if pt else 0.0
+        if not self._changed or ct < self.min_events or pt == 0:
+            return False
+        pooled = (cn + pn) / (ct + pt)
+        spread = math.sqrt(max(pooled * (1.0 - pooled), 1e-12) * (1.0 / ct + 1.0 / pt))
+        self.z = (self.share - self.population_share) / spread
         return (
-            self._changed
-            and ct >= self.min_events
-            and self.share >= self.min_share
+            self.share - self.population_share >= self.min_excess
             and self.share >= self.ratio * self.population_share
+            and self.z >= self.min_z
         )

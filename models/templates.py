@@ -1,7 +1,9 @@
 """Near-duplicate prompt templates from 64-bit SimHash fingerprints.
 
 Two prompts are instances of one template when their SimHashes differ in at
-most ``max_distance`` bits. Candidates are found by the pigeonhole trick of
+most ``max_distance`` bits (default 7: a random pair of 64-bit hashes is that
+close with probability about 1e-11, while templated prompts with filled-in
+slots often differ in 4-7 bits). Candidates are found by the pigeonhole trick of
 Manku et al. (2007): two fingerprints within 3 bits agree exactly on at least
 one of four 16-bit blocks (and most pairs within 4-6 bits do too); each
 candidate is confirmed by the Hamming distance. A fingerprint seen once waits
@@ -46,7 +48,8 @@ def _block_keys(h: int) -> tuple[int, int, int, int]:
 
 
 class _Template:
-    __slots__ = ("tid", "label", "rep", "count", "owners", "last_t", "bit_votes", "votes")
+    __slots__ = ("tid", "label", "rep", "count", "owners", "accounts", "last_t", "bit_votes",
+                 "votes")
 
     def __init__(self, tid: int, rep: int, t: float) -> None:
         self.tid = tid
@@ -54,6 +57,7 @@ class _Template:
         self.rep = rep
         self.count = 0
         self.owners: set[str] = set()
+        self.accounts: set[str] = set()
         self.last_t = t
         self.bit_votes: list[int] | None = [0] * 64
         self.votes = 0
@@ -70,18 +74,27 @@ class TemplateIndex:
         Owners remembered per template; counts saturate there.
     """
 
-    def __init__(self, max_distance: int = 4, max_owners: int = 20_000):
+    def __init__(self, max_distance: int = 7, max_owners: int = 20_000):
         self.max_distance = max_distance
         self.max_owners = max_owners
         self._templates: dict[int, _Template] = {}
         self._by_block: dict[int, list[int]] = {}
-        self._singletons: dict[int, tuple[int, str]] = {}
+        self._singletons: dict[int, tuple[int, str, str]] = {}
         self._next_tid = 1
 
     # -- queries -----------------------------------------------------------
     def owners(self, tid: int) -> int:
         tpl = self._templates.get(tid)
         return len(tpl.owners) if tpl is not None else 0
+
+    def accounts(self, tid: int) -> set[str]:
+        """Accounts seen using the template (up to ``max_owners``)."""
+        tpl = self._templates.get(tid)
+        return tpl.accounts if tpl is not None else set()
+
+    def owner_set(self, tid: int) -> set[str]:
+        tpl = self._templates.get(tid)
+        return tpl.owners if tpl is not None else set()
 
     def count(self, tid: int) -> int:
         tpl = self._templates.get(tid)
@@ -95,7 +108,7 @@ class TemplateIndex:
         return len(self._templates)
 
     # -- the hot path ------------------------------------------------------
-    def match(self, simhash: int, owner: str, t: float) -> int | None:
+    def match(self, simhash: int, owner: str, t: float, account: str | None = None) -> int | None:
         """Return the template id of ``simhash`` (None while it is a singleton)."""
         keys = _block_keys(simhash)
         limit = self.max_distance
@@ -107,23 +120,24 @@ class TemplateIndex:
                 for tid in tids:
                     tpl = templates[tid]
                     if (tpl.rep ^ simhash).bit_count() <= limit:
-                        self._observe(tpl, simhash, owner, t)
+                        self._observe(tpl, simhash, owner, account or owner, t)
                         return tid
         singletons = self._singletons
         for key in keys:
             slot = singletons.get(key)
             if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
-                return self._promote(slot, simhash, owner, t)
-        entry = (simhash, owner)
+                return self._promote(slot, simhash, owner, account or owner, t)
+        entry = (simhash, owner, account or owner)
         for key in keys:
             singletons[key] = entry
         return None
 
-    def _observe(self, tpl: _Template, simhash: int, owner: str, t: float) -> None:
+    def _observe(self, tpl: _Template, simhash: int, owner: str, account: str, t: float) -> None:
         tpl.count += 1
         tpl.last_t = t
-        if len(tpl.owners) < self.max_owners:
+        if len(tpl.accounts) < self.max_owners:
             tpl.owners.add(owner)
+            tpl.accounts.add(account)
         votes = tpl.bit_votes
         if votes is not None:
             for bit in range(64):
@@ -160,8 +174,9 @@ class TemplateIndex:
                 if not tids:
                     del self._by_block[key]
 
-    def _promote(self, slot: tuple[int, str], simhash: int, owner: str, t: float) -> int:
-        first, first_owner = slot
+    def _promote(self, slot: tuple[int, str, str], simhash: int, owner: str, account: str,
+                 t: float) -> int:
+        first, first_owner, first_account = slot
         for key in _block_keys(first):
             if self._singletons.get(key) is slot:
                 del self._singletons[key]
@@ -170,8 +185,8 @@ class TemplateIndex:
         tpl = _Template(tid, first, t)
         self._templates[tid] = tpl
         self._index(tpl)
-        self._observe(tpl, first, first_owner, t)
-        self._observe(tpl, simhash, owner, t)
+        self._observe(tpl, first, first_owner, first_account, t)
+        self._observe(tpl, simhash, owner, account, t)
         return tid
 
     # -- housekeeping ------------------------------------------------------
