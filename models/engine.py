@@ -78,6 +78,7 @@ class EngineConfig:
     cluster_min_owners: int = 3
     min_coordination: float = 0.4
     campaign_template_share: float = 0.6
+    template_suspect_share: float = 0.3
     expand_template_share: float = 0.3
     expand_min_score: float = 0.15
     sync_window_s: float = 6 * 3600.0
@@ -384,6 +385,15 @@ class Engine:
         if not live:
             return
         keys_by_id = {a.account_id: self._link_keys(a) for a in live}
+        # A template links suspects only when suspects are a good part of its users:
+        # a popular public template used by a crowd never glues its few odd users.
+        suspects_on: Counter = Counter(k for keys in keys_by_id.values() for k in keys
+                                       if k[0] == "tpl")
+        crowded = {k for k, n in suspects_on.items()
+                   if n < cfg.template_suspect_share * len(self._templates.accounts(k[1]))}
+        if crowded:
+            keys_by_id = {a: [k for k in keys if k not in crowded]
+                          for a, keys in keys_by_id.items()}
         by_id = {a.account_id: a for a in live}
         for component in link_components(list(by_id), keys_by_id.__getitem__):
             members = [by_id[a] for a in component]
@@ -478,7 +488,8 @@ class Engine:
             order = {ep_id: i for i, ep_id in enumerate(self._episodes)}
             ep_id = min(overlap, key=lambda e: (-overlap[e], order.get(e, 0)))
             episode = self._episodes.get(ep_id)
-        coordinated = max(features["balance"], features["shared_payment"], features["youth"],
+        # youth alone is not coordination: new honest accounts are common
+        coordinated = max(features["balance"], features["shared_payment"],
                           features["synchrony"]) >= cfg.min_coordination
         if episode is None:
             if score < cfg.warning_score or not coordinated:
