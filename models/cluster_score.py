@@ -46,7 +46,7 @@ def js_divergence(p: Mapping[str, float], q: Mapping[str, float]) -> float:
 
 
 def dispersion_balance(volumes: Iterable[float], min_accounts: int = 12,
-                       min_mean: float = 2.0) -> float:
+                       min_mean: float = 8.0) -> float:
     """1 when volumes are as even as Poisson noise allows, 0 when heavy-tailed.
 
     Uses the coefficient of variation in excess of Poisson noise,
@@ -117,7 +117,7 @@ class ClusterScorer:
     """Cluster score in [0, 1] from two families of evidence, damped for tiny clusters.
 
     *Coordination* (shared payment methods across owners, synchronised timing,
-    load balance, freshly created accounts) says the accounts are run by one
+    load balance, accounts sharing egress networks, freshly created accounts) says the accounts are run by one
     operator; *content* (shared templates, chain-of-thought elicitation,
     capability mix unlike the population's) says they extract. Within a
     family the signals combine as a noisy-OR (one strong signal suffices, a
@@ -142,7 +142,8 @@ class ClusterScorer:
         full_size_owners: int = 10,
     ):
         self.coordination = dict(coordination or {
-            "shared_payment": 0.9, "synchrony": 0.8, "balance": 0.7, "youth": 0.6})
+            "shared_payment": 0.9, "synchrony": 0.8, "balance": 0.7, "egress_overlap": 0.6,
+            "youth": 0.6})
         self.content = dict(content or {
             "template_share": 0.8, "cot": 0.7, "divergence": 0.6})
         self.coordination_weight = coordination_weight

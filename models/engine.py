@@ -67,8 +67,8 @@ class EngineConfig:
     template_min_owners: int = 3
     youth_days: float = 30.0
     min_events: int = 2
-    suspect_score: float = 0.40
-    suspect_exit: float = 0.32
+    suspect_score: float = 0.35
+    suspect_exit: float = 0.28
     strong_suspect_score: float = 0.55
     suspect_ttl_s: float = 24 * 3600.0
     score_interval_s: float = 3600.0
@@ -77,6 +77,7 @@ class EngineConfig:
     cohort_learn_one_in: int = 4
     cluster_min_owners: int = 3
     min_coordination: float = 0.4
+    balance_min_span_s: float = 12 * 3600.0
     campaign_template_share: float = 0.6
     template_suspect_share: float = 0.3
     expand_template_share: float = 0.3
@@ -289,8 +290,11 @@ class Engine:
         self._tick_active = []
         population_models = self._tick_models
         self._tick_models = {}
+        # accounts new to the stream are rescored every tick for their first hour,
+        # so a fresh campaign is seen within minutes; then at most hourly
         due = [acc for acc in self._unscored.values()
-               if boundary - acc.scored_t >= cfg.score_interval_s]
+               if boundary - acc.scored_t >= cfg.score_interval_s
+               or boundary - acc.first_t <= cfg.score_interval_s]
         due.sort(key=_BY_ID)
         for acc in due:
             del self._unscored[acc.account_id]
@@ -411,9 +415,15 @@ class Engine:
         n = len(members)
         tasks: Counter = Counter()
         volumes = []
+        egress: dict[str, set[str]] = {}
         for m in members:
             tasks.update(m.tasks)
             volumes.append(m.volume_at(now, cfg.half_life_s))
+            proxy = m.top_proxy()
+            if proxy is not None:
+                egress.setdefault(proxy, set()).add(m.owner)
+        # members whose main egress network carries at least two other owners of the cluster
+        overlap = sum(len(owners) for owners in egress.values() if len(owners) >= 3) / n
         horizon = now - cfg.sync_window_s
         ratio = co_activity([t for t in m.recent_t if t >= horizon] for m in members)
         # ratio ~1 for independent people; a farm firing waves is far above
@@ -423,9 +433,12 @@ class Engine:
             "cot": sum(m.features.get("cot", 0.0) for m in members) / n,
             "youth": sum(m.features.get("youth", 0.0) for m in members) / n,
             "shared_payment": sum(1.0 for m in members if m.features.get("shared_payment", 0.0) > 0) / n,
-            "balance": dispersion_balance(volumes),
+            # volumes only tell a farm from a crowd once heavy tails had time to show
+            "balance": dispersion_balance(volumes) if sum(now - m.first_t for m in members)
+            >= n * cfg.balance_min_span_s else 0.0,
             "synchrony": synchrony,
             "divergence": js_divergence(tasks, self._pop_tasks),
+            "egress_overlap": overlap,
         }
 
     def _severity(self, score: float, owners: int) -> str:
@@ -490,7 +503,7 @@ class Engine:
             episode = self._episodes.get(ep_id)
         # youth alone is not coordination: new honest accounts are common
         coordinated = max(features["balance"], features["shared_payment"],
-                          features["synchrony"]) >= cfg.min_coordination
+                          features["synchrony"], features["egress_overlap"]) >= cfg.min_coordination
         if episode is None:
             if score < cfg.warning_score or not coordinated:
                 return None
@@ -772,6 +785,8 @@ class Engine:
             "divergence": f"capability mix diverges from the population's (JS "
                           f"{features['divergence']:.2f}): {top_tasks}",
             "egress": f"top egress networks: {top_proxies}",
+            "egress_overlap": f"{features['egress_overlap']:.0%} of accounts leave through egress "
+                              f"networks shared with other owners of the cluster: {top_proxies}",
         }
 
     # ------------------------------------------------------------- queries

@@ -15,12 +15,13 @@ customers are not suspects, and TLS fingerprints are never a link key.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
+from typing import Any
 
 __all__ = ["link_components"]
 
 
 def link_components(
-    members: Iterable[Hashable], keys_of: Callable[[Hashable], Iterable[Hashable]]
+    members: Iterable[Any], keys_of: Callable[[Any], Iterable[Hashable]]
 ) -> list[list]:
     """Connected components of ``members`` joined by shared keys.
 
