@@ -36,7 +36,7 @@ class ReplaySummary:
 
 def stamp(record: dict, clock: Callable[[], float] = time.time) -> bytes:
     """Serialise an alert, stamping ``emitted_at`` with wall-clock time of publication."""
-    if record.get("emitted_at", 0) is None:
+    if record.get("emitted_at") is None:
         record = dict(record, emitted_at=format_rfc3339(clock()))
     return orjson.dumps(record)
 
