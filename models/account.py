@@ -37,10 +37,10 @@ class AccountState:
         "first_t", "last_t", "n", "n_hashed", "in_tokens", "out_tokens",
         "p_cot", "p_cot_n", "p_gap_n", "p_gap_sum", "p_gap_sq", "n_folded",
         "w_t", "w_n", "w_cot", "w_cot_n", "gap_n", "gap_sum", "gap_sq",
-        "tasks", "templates", "proxies",
+        "tasks", "templates", "proxies", "main_proxy",
         "tick", "scored_t", "tick_models", "last_event_id", "recent_t",
-        "score", "features", "suspect", "cluster", "cohort_t", "cohort",
-        "pivot_n",
+        "score", "features", "suspect", "cluster", "cohort_t", "cohort", "in_sample",
+        "pivot_n", "link_keys", "keys_t",
     )
 
     def __init__(self, account_id: str, org_id: str | None, t: float) -> None:
@@ -74,6 +74,7 @@ class AccountState:
         self.tasks: dict[str, int] = {}
         self.templates: dict[int, int] = {}
         self.proxies: dict[str, int] = {}
+        self.main_proxy: str | None = None
         self.tick = -1
         self.scored_t = -math.inf
         self.tick_models: dict[str, int] | None = None
@@ -85,7 +86,10 @@ class AccountState:
         self.cluster: str | None = None
         self.cohort_t = -math.inf
         self.cohort = 0.0
+        self.in_sample = False  # learns the cohort and the population baselines
         self.pivot_n = 0
+        self.link_keys: list | None = None  # cached per scoring
+        self.keys_t = -math.inf
 
     def observe(self, ev, template_id: int | None, proxy_key: str) -> None:
         """Count one API call (already decoded and in event-time order)."""
@@ -118,7 +122,11 @@ class AccountState:
                 if len(templates) > 2 * MAX_TEMPLATES:
                     _prune(templates, MAX_TEMPLATES)
         proxies = self.proxies
-        proxies[proxy_key] = proxies.get(proxy_key, 0) + 1
+        count = proxies.get(proxy_key, 0) + 1
+        proxies[proxy_key] = count
+        main = self.main_proxy
+        if proxy_key != main and (main is None or count > proxies.get(main, 0)):
+            self.main_proxy = proxy_key
         if len(proxies) > 2 * MAX_PROXIES:
             _prune(proxies, MAX_PROXIES)
         models = self.tick_models
@@ -171,9 +179,8 @@ class AccountState:
         return math.sqrt(var)
 
     def top_proxy(self) -> str | None:
-        if not self.proxies:
-            return None
-        return min(self.proxies.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        """The egress network this account used most (first to reach the top on ties)."""
+        return self.main_proxy
 
     def age_days(self) -> float | None:
         if self.created_t is None:

@@ -102,6 +102,24 @@ class AccountScorer:
             "output_ratio": acc.out_tokens / tokens if tokens > 0 else 0.0,
         }
 
+    def upper_bound(self, acc, template_owners, payment_owners: int) -> float:
+        """A cheap bound on :meth:`score`, to skip accounts that cannot become suspects."""
+        w = self._w
+        age = acc.age_days()
+        youth = 0.0 if age is None else _clip(1.0 - age / self.youth_days)
+        shared = 0
+        if acc.templates:
+            for tid, count in acc.templates.items():
+                if template_owners(tid) >= self.min_template_owners:
+                    shared += count
+        return (
+            w.get("template_share", 0.0) * (shared / acc.n_hashed if acc.n_hashed else 0.0)
+            + w.get("shared_payment", 0.0) * _clip((payment_owners - 1) / 4.0)
+            + w.get("cot", 0.0) * _clip(acc.cot_mean())
+            + w.get("youth", 0.0) * youth
+            + w.get("regularity", 0.0) + w.get("concentration", 0.0) + w.get("cohort", 0.0)
+        )
+
     def score(self, features: dict[str, float], cohort: float) -> float:
         w = self._w
         total = w.get("cohort", 0.0) * cohort

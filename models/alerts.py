@@ -33,6 +33,7 @@ class AlertEpisode:
         "alert_id", "kind", "entity_type", "entity_id", "anchor", "first_seen",
         "seq", "status", "severity", "score", "members", "announced",
         "last_emit_t", "last_active_t", "emitted_total", "notes", "pivot_models",
+        "eval_t",
     )
 
     def __init__(self, alert_id: str, kind: str, entity_type: str, entity_id: str,
@@ -54,6 +55,7 @@ class AlertEpisode:
         self.emitted_total = 0
         self.notes: set[str] = set()
         self.pivot_models: set[str] = set()
+        self.eval_t = float("-inf")
 
     @classmethod
     def open(cls, kind: str, anchor: str, first_seen: float, entity_type: str,

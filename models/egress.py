@@ -42,8 +42,12 @@ class EgressKeyer:
             return hit[1]
         if len(self._cache) >= self.cache_size:
             self._cache.clear()
-        prefix = self.v4_prefix if ":" not in client_ip else self.v6_prefix
-        network = ipaddress.ip_network(f"{client_ip}/{prefix}", strict=False)
+        if self.v4_prefix == 24 and ":" not in client_ip:
+            # the contract already validated the address: a /24 is its first three octets
+            network = client_ip.rpartition(".")[0] + ".0/24"
+        else:
+            prefix = self.v4_prefix if ":" not in client_ip else self.v6_prefix
+            network = str(ipaddress.ip_network(f"{client_ip}/{prefix}", strict=False))
         result = f"as{asn if asn is not None else '?'}/{network}"
         self._cache[client_ip] = (asn, result)
         return result

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from river import drift, stats
+from river import drift
 
 from models.account import AccountState
 from models.account_score import AccountScorer
@@ -74,10 +74,11 @@ class EngineConfig:
     score_interval_s: float = 3600.0
     cohort_interval_s: float = 3600.0
     cohort_min_score: float = 0.15
-    cohort_learn_one_in: int = 4
+    cohort_learn_one_in: int = 8
     cluster_min_owners: int = 3
     min_coordination: float = 0.4
     balance_min_span_s: float = 12 * 3600.0
+    sync_sample_accounts: int = 400
     campaign_template_share: float = 0.6
     template_suspect_share: float = 0.3
     expand_template_share: float = 0.3
@@ -150,7 +151,8 @@ class Engine:
                                      min_template_owners=cfg.template_min_owners)
         self._cluster_scorer = ClusterScorer()
         self._cohort = CohortScorer(seed=cfg.seed)
-        self._baselines: dict[str, stats.Mean] = {}
+        self._baseline_sums: dict[str, float] = {}
+        self._baseline_n = 0
         self._episodes: dict[str, AlertEpisode] = {}
         self._member_episode: dict[str, str] = {}
         self._pivot_tests: dict[tuple[str, str], PivotDetector] = {}
@@ -257,6 +259,7 @@ class Engine:
         acc = self._accounts.get(ev.account_id)
         if acc is None:
             acc = self._accounts[ev.account_id] = AccountState(ev.account_id, ev.org_id, ev.t)
+            acc.in_sample = zlib.crc32(ev.account_id.encode()) % self.config.cohort_learn_one_in == 0
         simhash = ev.simhash
         tid = None if simhash is None else self._templates.match(
             simhash, acc.owner, ev.t, acc.account_id)
@@ -332,11 +335,15 @@ class Engine:
         if acc.n < cfg.min_events:
             return
         pay_owners = len(self._payments.get(acc.payment, ())) if acc.payment else 0
+        if not acc.suspect and not acc.in_sample:
+            bound = self._scorer.upper_bound(acc, self._templates.owners, pay_owners)
+            if bound < cfg.suspect_exit:
+                acc.score = bound  # cannot be a suspect: skip the full scoring
+                return
         features = self._scorer.features(acc, self._templates.owners, pay_owners)
         preliminary = self._scorer.score(features, 0.0)
         if now - acc.cohort_t >= cfg.cohort_interval_s:
-            learn = (not acc.suspect
-                     and zlib.crc32(acc.account_id.encode()) % cfg.cohort_learn_one_in == 0)
+            learn = not acc.suspect and acc.in_sample
             if preliminary >= cfg.cohort_min_score or learn:
                 acc.cohort = self._cohort.score_then_learn(features, learn=learn)
                 acc.cohort_t = now
@@ -350,21 +357,22 @@ class Engine:
         elif acc.suspect and score < cfg.suspect_exit:
             acc.suspect = False
             self._suspects.pop(acc.account_id, None)
-        if not acc.suspect:
+        if not acc.suspect and acc.in_sample:
             # population baselines learn only from accounts the rules did not flag
-            baselines = self._baselines
+            sums = self._baseline_sums
             for name, value in features.items():
-                mean = baselines.get(name)
-                if mean is None:
-                    mean = baselines[name] = stats.Mean()
-                mean.update(value)
+                sums[name] = sums.get(name, 0.0) + value
+            self._baseline_n += 1
 
     def _baseline(self, name: str) -> float | None:
-        mean = self._baselines.get(name)
-        return round(mean.get(), 4) if mean is not None and mean.n else None
+        if not self._baseline_n or name not in self._baseline_sums:
+            return None
+        return round(self._baseline_sums[name] / self._baseline_n, 4)
 
     # ---------------------------------------------------------- clustering
     def _link_keys(self, acc: AccountState) -> list:
+        if acc.link_keys is not None and acc.keys_t == acc.scored_t:
+            return acc.link_keys
         cfg = self.config
         keys: list = []
         if acc.payment is not None and len(self._payments.get(acc.payment, ())) >= 2:
@@ -378,6 +386,8 @@ class Engine:
             proxy = acc.top_proxy()
             if proxy is not None:
                 keys.append(("egress", proxy))
+        acc.link_keys = keys
+        acc.keys_t = acc.scored_t
         return keys
 
     def _rebuild_clusters(self, now: float, out: list) -> None:
@@ -404,6 +414,12 @@ class Engine:
             owners = {m.owner for m in members}
             if len(owners) < cfg.cluster_min_owners:
                 continue
+            # an alerted cluster that gained nobody is re-evaluated at the update cadence
+            ep_id = members[0].cluster
+            known = self._episodes.get(ep_id) if ep_id is not None else None
+            if known is not None and now - known.eval_t < cfg.update_interval_s and \
+                    all(m.cluster == ep_id for m in members):
+                continue
             features = self._cluster_features(members, now)
             score = self._cluster_scorer.score(features, len(owners))
             episode = self._update_episode(members, owners, features, score, now, out)
@@ -425,7 +441,9 @@ class Engine:
         # members whose main egress network carries at least two other owners of the cluster
         overlap = sum(len(owners) for owners in egress.values() if len(owners) >= 3) / n
         horizon = now - cfg.sync_window_s
-        ratio = co_activity([t for t in m.recent_t if t >= horizon] for m in members)
+        # a deterministic sample of members is plenty to see waves
+        ratio = co_activity([t for t in m.recent_t if t >= horizon]
+                            for m in members[:cfg.sync_sample_accounts])
         # ratio ~1 for independent people; a farm firing waves is far above
         synchrony = min(1.0, max(0.0, math.log(ratio) / math.log(50.0))) if ratio > 1.0 else 0.0
         return {
@@ -543,6 +561,7 @@ class Engine:
         due = now - episode.last_emit_t >= cfg.update_interval_s
         grown = len(episode.members) >= max(episode.emitted_total + 5, episode.emitted_total * 1.1)
         episode.score = score
+        episode.eval_t = now
         self._cluster_view[episode.alert_id] = {"features": features, "owners": len(owners),
                                                 "members": members}
         if episode.seq == 0:
