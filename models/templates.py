@@ -104,9 +104,6 @@ class TemplateIndex:
         tpl = self._templates.get(tid)
         return tpl.label if tpl is not None else f"tpl-expired-{tid}"
 
-    def __len__(self) -> int:
-        return len(self._templates)
-
     # -- the hot path ------------------------------------------------------
     def match(self, simhash: int, owner: str, t: float, account: str | None = None) -> int | None:
         """Return the template id of ``simhash`` (None while it is a singleton)."""
@@ -161,15 +158,38 @@ class TemplateIndex:
             self._unindex(tpl)
             tpl.rep = centre
             self._index(tpl)
+            self._merge_near(tpl)
+
+    def _merge_near(self, tpl: _Template) -> None:
+        """Early instances can found two templates for one; join them once centres meet."""
+        for key in _block_keys(tpl.rep):
+            for tid in list(self._by_block.get(key, ())):
+                other = self._templates.get(tid)
+                if other is None or other is tpl or \
+                        (other.rep ^ tpl.rep).bit_count() > self.max_distance:
+                    continue
+                keep, drop = (tpl, other) if (tpl.count, -tpl.tid) >= (other.count, -other.tid) \
+                    else (other, tpl)
+                self._unindex(drop)
+                keep.count += drop.count
+                keep.last_t = max(keep.last_t, drop.last_t)
+                keep.owners |= drop.owners
+                keep.accounts |= drop.accounts
+                for alias, target in list(self._templates.items()):
+                    if target is drop:
+                        self._templates[alias] = keep  # old ids resolve to the survivor
+                return
 
     def _index(self, tpl: _Template) -> None:
         for key in _block_keys(tpl.rep):
-            self._by_block.setdefault(key, []).append(tpl.tid)
+            tids = self._by_block.setdefault(key, [])
+            if tpl.tid not in tids:
+                tids.append(tpl.tid)
 
     def _unindex(self, tpl: _Template) -> None:
         for key in _block_keys(tpl.rep):
             tids = self._by_block.get(key)
-            if tids is not None:
+            if tids is not None and tpl.tid in tids:
                 tids.remove(tpl.tid)
                 if not tids:
                     del self._by_block[key]
@@ -187,12 +207,18 @@ class TemplateIndex:
         self._index(tpl)
         self._observe(tpl, first, first_owner, first_account, t)
         self._observe(tpl, simhash, owner, account, t)
-        return tid
+        self._merge_near(tpl)
+        return self._templates[tid].tid
 
     # -- housekeeping ------------------------------------------------------
     def expire(self, before: float) -> int:
         """Forget templates not seen since ``before`` (event time); return how many."""
         stale = [tid for tid, tpl in self._templates.items() if tpl.last_t < before]
         for tid in stale:
-            self._unindex(self._templates.pop(tid))
+            tpl = self._templates.pop(tid)
+            if tpl.tid == tid:
+                self._unindex(tpl)
         return len(stale)
+
+    def __len__(self) -> int:
+        return len({id(tpl) for tpl in self._templates.values()})
