@@ -26,6 +26,7 @@ from typing import Any
 
 from river import drift
 
+from models import aggregate
 from models.account import AccountState
 from models.account_score import AccountScorer
 from models.alerts import SEVERITY_RANK, AlertEpisode
@@ -141,6 +142,8 @@ class Engine:
         self._suspects: dict[str, AccountState] = {}
         self._payments: dict[str, set[str]] = {}  # payment fingerprint -> owners
         self._payment_accounts: dict[str, set[str]] = {}
+        self._proxy_stats: dict[str, dict[str, Any]] = {}
+        self._payment_stats: dict[str, dict[str, Any]] = {}
         self._pop_tasks: dict[str, int] = {}
         self._models_first_seen: dict[str, float] = {}
         self._releases: dict[str, float] = {}
@@ -263,12 +266,24 @@ class Engine:
         simhash = ev.simhash
         tid = None if simhash is None else self._templates.match(
             simhash, acc.owner, ev.t, acc.account_id)
-        acc.observe(ev, tid, self._egress.key(ev.client_ip, ev.asn))
+        proxy = self._egress.key(ev.client_ip, ev.asn)
+        acc.observe(ev, tid, proxy)
+        group = self._proxy_stats.get(proxy)
+        if group is None:
+            group = self._proxy_stats[proxy] = aggregate.initialize(ev.t)
+        aggregate.update(group, account_id=acc.account_id, t=ev.t, task=ev.task, model=ev.model,
+                         cot=ev.cot, templated=tid is not None)
+        pf = ev.payment_fingerprint
+        if pf is not None:
+            group = self._payment_stats.get(pf)
+            if group is None:
+                group = self._payment_stats[pf] = aggregate.initialize(ev.t)
+            aggregate.update(group, account_id=acc.account_id, t=ev.t, task=ev.task,
+                             model=ev.model, cot=ev.cot, templated=tid is not None)
         if acc.tick != self._tick_index:
             acc.tick = self._tick_index
             self._tick_active.append(acc)
             self._unscored[acc.account_id] = acc
-        pf = ev.payment_fingerprint
         if pf is not None and acc.payment != pf:
             acc.payment = pf
             self._payments.setdefault(pf, set()).add(acc.owner)
@@ -681,6 +696,9 @@ class Engine:
                         del self._payment_accounts[acc.payment]
         self.stats.evicted_accounts += len(stale)
         self._templates.expire(cutoff)
+        for groups in (self._proxy_stats, self._payment_stats):
+            for key in [k for k, g in groups.items() if g["last_t"] < cutoff]:
+                del groups[key]
 
     # ------------------------------------------------------------ records
     def _count_alert(self, record: dict) -> None:
@@ -787,8 +805,15 @@ class Engine:
         total_tasks = sum(task_counts.values()) or 1
         top_tasks = ", ".join(f"{k} {v / total_tasks:.0%}" for k, v in
                               sorted(task_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
-        top_proxies = ", ".join(f"{k} ({v})" for k, v in
-                                sorted(proxies.items(), key=lambda kv: (-kv[1], str(kv[0])))[:3])
+        parts = []
+        for key, count in sorted(proxies.items(), key=lambda kv: (-kv[1], str(kv[0])))[:3]:
+            group = self.group_summary("proxy", key) if key is not None else None
+            if group is None:
+                parts.append(f"{key} ({count} accounts)")
+            else:
+                parts.append(f"{key} ({count} of its {group['accounts']} accounts, "
+                             f"{group['template_share']:.0%} templated)")
+        top_proxies = "; ".join(parts)
         return {
             "template_share": f"{features['template_share']:.0%} of requests match templates "
                               f"shared across owners: {tpl_text}",
@@ -811,6 +836,16 @@ class Engine:
     # ------------------------------------------------------------- queries
     def tracked_accounts(self) -> int:
         return len(self._accounts)
+
+    def tracked_groups(self) -> dict[str, int]:
+        return {"proxy": len(self._proxy_stats), "payment": len(self._payment_stats),
+                "template": len(self._templates)}
+
+    def group_summary(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Aggregate of one egress network (``kind="proxy"``) or payment fingerprint."""
+        groups = self._proxy_stats if kind == "proxy" else self._payment_stats
+        state = groups.get(key)
+        return aggregate.result(state) if state is not None else None
 
     def watermark(self) -> float:
         return self._watermark
