@@ -28,6 +28,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from extraction_watch.cli import tune_gc  # noqa: E402
 from extraction_watch.replay import replay_lines  # noqa: E402
 from extraction_watch.simulator import simulate  # noqa: E402
 from models.engine import Engine  # noqa: E402
@@ -94,6 +95,7 @@ def main() -> int:
     parser.add_argument("--workdir", default=str(ROOT / "bench" / "out"))
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    tune_gc()  # the same setting as the command line
 
     workdir = Path(args.workdir) / f"default-seed{args.seed}-{args.events}"
     events = workdir / "events.jsonl"

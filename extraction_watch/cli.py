@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -158,7 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def tune_gc() -> None:
+    """Collect young garbage less often: the engine keeps many long-lived small
+    objects, and CPython's default thresholds rescan them constantly (about 17%
+    of replay time, measured). Only entry points call this; models/ never does."""
+    gc.set_threshold(50_000, 20, 100)
+
+
 def main(argv: list[str] | None = None) -> int:
+    tune_gc()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

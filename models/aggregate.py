@@ -6,8 +6,8 @@ The state is a small dict with a format version, so it can be checkpointed
 and read back by a later version. Accounts are remembered up to a cap.
 
 >>> state = initialize(0.0)
->>> update(state, account_id="a", t=10.0, task="coding", model="m-3", cot=0.9, templated=True)
->>> update(state, account_id="b", t=20.0, task="coding", model="m-4", cot=None, templated=False)
+>>> update(state, "a", 10.0, "coding", "m-3", 0.9, True)
+>>> update(state, "b", 20.0, "coding", "m-4", None, False)
 >>> out = result(state)
 >>> out["requests"], out["accounts"], out["template_share"], out["cot_mean"], out["top_task"]
 (2, 2, 0.5, 0.9, 'coding')
@@ -28,8 +28,9 @@ def initialize(t: float) -> dict[str, Any]:
             "first_t": t, "last_t": t, "accounts": set(), "tasks": {}, "models": {}}
 
 
-def update(state: dict[str, Any], *, account_id: str, t: float, task: str | None, model: str,
+def update(state: dict[str, Any], account_id: str, t: float, task: str | None, model: str,
            cot: float | None, templated: bool) -> None:
+    """Count one API call (positional arguments: this runs for every event)."""
     state["n"] += 1
     state["last_t"] = t
     accounts = state["accounts"]

@@ -150,6 +150,8 @@ class Engine:
         self._explicit_releases: set[str] = set()
         self._templates = TemplateIndex(max_distance=cfg.template_max_distance)
         self._egress = EgressKeyer()
+        self._egress_cache = self._egress._cache  # read on the hot path
+        self._applied = 0
         self._scorer = AccountScorer(youth_days=cfg.youth_days,
                                      min_template_owners=cfg.template_min_owners)
         self._cluster_scorer = ClusterScorer()
@@ -197,6 +199,7 @@ class Engine:
         self._release(math.inf, out)
         while self._next_tick is not None and self._next_tick <= final:
             self._tick(self._next_tick, out)
+        self.stats.processed = self._applied
         return out
 
     def _dead(self, reason: str, message: str, source: dict | None, payload: Any) -> tuple[str, dict]:
@@ -258,52 +261,60 @@ class Engine:
 
     # ------------------------------------------------------------ per event
     def _apply(self, ev: ApiCall) -> None:
-        self.stats.processed += 1
-        acc = self._accounts.get(ev.account_id)
+        # the per-event path: plain counters only, everything else waits for the tick
+        self._applied += 1
+        account_id = ev.account_id
+        t = ev.t
+        acc = self._accounts.get(account_id)
         if acc is None:
-            acc = self._accounts[ev.account_id] = AccountState(ev.account_id, ev.org_id, ev.t)
-            acc.in_sample = zlib.crc32(ev.account_id.encode()) % self.config.cohort_learn_one_in == 0
+            acc = self._accounts[account_id] = AccountState(account_id, ev.org_id, t)
+            acc.in_sample = zlib.crc32(account_id.encode()) % self.config.cohort_learn_one_in == 0
         simhash = ev.simhash
-        tid = None if simhash is None else self._templates.match(
-            simhash, acc.owner, ev.t, acc.account_id)
-        proxy = self._egress.key(ev.client_ip, ev.asn)
+        tid = None if simhash is None else self._templates.match(simhash, acc.owner, t, account_id)
+        hit = self._egress_cache.get(ev.client_ip)
+        proxy = hit[1] if hit is not None and hit[0] == ev.asn else \
+            self._egress.key(ev.client_ip, ev.asn)
         acc.observe(ev, tid, proxy)
+        task, model, cot = ev.task, ev.model, ev.cot
+        templated = tid is not None
         group = self._proxy_stats.get(proxy)
         if group is None:
-            group = self._proxy_stats[proxy] = aggregate.initialize(ev.t)
-        aggregate.update(group, account_id=acc.account_id, t=ev.t, task=ev.task, model=ev.model,
-                         cot=ev.cot, templated=tid is not None)
+            group = self._proxy_stats[proxy] = aggregate.initialize(t)
+        aggregate.update(group, account_id, t, task, model, cot, templated)
         pf = ev.payment_fingerprint
         if pf is not None:
+            if acc.payment != pf:
+                acc.payment = pf
+                owners = self._payments.setdefault(pf, set())
+                owners.add(acc.owner)
+                self._payment_accounts.setdefault(pf, set()).add(account_id)
+                if len(owners) >= 2 and pf not in self._payment_stats:
+                    # aggregated from the moment a second owner shows up: a card used
+                    # by one customer is not worth the memory
+                    self._payment_stats[pf] = aggregate.initialize(t)
             group = self._payment_stats.get(pf)
-            if group is None:
-                group = self._payment_stats[pf] = aggregate.initialize(ev.t)
-            aggregate.update(group, account_id=acc.account_id, t=ev.t, task=ev.task,
-                             model=ev.model, cot=ev.cot, templated=tid is not None)
+            if group is not None:
+                aggregate.update(group, account_id, t, task, model, cot, templated)
         if acc.tick != self._tick_index:
             acc.tick = self._tick_index
             self._tick_active.append(acc)
-            self._unscored[acc.account_id] = acc
-        if pf is not None and acc.payment != pf:
-            acc.payment = pf
-            self._payments.setdefault(pf, set()).add(acc.owner)
-            self._payment_accounts.setdefault(pf, set()).add(acc.account_id)
-        model = ev.model
+            self._unscored[account_id] = acc
         models = self._tick_models
         models[model] = models.get(model, 0) + 1
         if model not in self._models_first_seen:
-            self._models_first_seen[model] = ev.t
-            start = self._stream_start if self._stream_start is not None else ev.t
-            if ev.t - start >= self.config.release_warmup_s and model not in self._releases:
-                self._releases[model] = ev.t  # inferred release: first sighting
-        task = ev.task
+            self._models_first_seen[model] = t
+            start = self._stream_start if self._stream_start is not None else t
+            if t - start >= self.config.release_warmup_s and model not in self._releases:
+                self._releases[model] = t  # inferred release: first sighting
         if task is not None:
-            self._pop_tasks[task] = self._pop_tasks.get(task, 0) + 1
+            pop_tasks = self._pop_tasks
+            pop_tasks[task] = pop_tasks.get(task, 0) + 1
 
     # ------------------------------------------------------------- per tick
     def _tick(self, boundary: float, out: list) -> None:
         cfg = self.config
         self.stats.ticks += 1
+        self.stats.processed = self._applied
         active = self._tick_active
         self._tick_active = []
         population_models = self._tick_models
@@ -832,6 +843,11 @@ class Engine:
             "egress_overlap": f"{features['egress_overlap']:.0%} of accounts leave through egress "
                               f"networks shared with other owners of the cluster: {top_proxies}",
         }
+
+    # --------------------------------------------------------- checkpoints
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._egress_cache = self._egress._cache  # re-link the hot-path alias
 
     # ------------------------------------------------------------- queries
     def tracked_accounts(self) -> int:
