@@ -68,8 +68,8 @@ class EngineConfig:
     template_min_owners: int = 3
     youth_days: float = 30.0
     min_events: int = 2
-    suspect_score: float = 0.35
-    suspect_exit: float = 0.28
+    suspect_score: float = 0.30
+    suspect_exit: float = 0.24
     strong_suspect_score: float = 0.55
     suspect_ttl_s: float = 24 * 3600.0
     score_interval_s: float = 3600.0
