@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("simulate", help="write a simulated traffic scenario with ground truth")
-    sim.add_argument("--scenario", default="default")
+    sim.add_argument("--scenario", default="default", help="one of: default, small, benign, variant-a, variant-b")
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--out", required=True)
     sim.add_argument("--scale", type=float, default=1.0)
