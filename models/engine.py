@@ -74,7 +74,7 @@ class EngineConfig:
     suspect_ttl_s: float = 24 * 3600.0
     score_interval_s: float = 3600.0
     cohort_interval_s: float = 3600.0
-    cohort_min_score: float = 0.15
+    cohort_min_score: float = 0.24
     cohort_learn_one_in: int = 8
     cluster_min_owners: int = 3
     min_coordination: float = 0.4
@@ -328,7 +328,7 @@ class Engine:
         for acc in due:
             del self._unscored[acc.account_id]
             self._score_account(acc, boundary)
-        cluster_models: dict[str, Counter] = {}
+        cluster_models: dict[str, dict[str, int]] = {}
         pivot_model = self._current_release(boundary)
         for acc in active:
             models = acc.tick_models
@@ -336,7 +336,11 @@ class Engine:
                 continue
             ep_id = acc.cluster
             if ep_id is not None:
-                cluster_models.setdefault(ep_id, Counter()).update(models)
+                into = cluster_models.get(ep_id)
+                if into is None:
+                    into = cluster_models[ep_id] = {}
+                for model, count in models.items():
+                    into[model] = into.get(model, 0) + count
                 if pivot_model is not None:
                     acc.pivot_n += models.get(pivot_model[0], 0)
                 episode = self._episodes.get(ep_id)
@@ -455,11 +459,12 @@ class Engine:
     def _cluster_features(self, members: list[AccountState], now: float) -> dict[str, float]:
         cfg = self.config
         n = len(members)
-        tasks: Counter = Counter()
+        tasks: dict[str, int] = {}
         volumes = []
         egress: dict[str, set[str]] = {}
         for m in members:
-            tasks.update(m.tasks)
+            for task, count in m.tasks.items():
+                tasks[task] = tasks.get(task, 0) + count
             volumes.append(m.volume_at(now, cfg.half_life_s))
             proxy = m.top_proxy()
             if proxy is not None:
@@ -624,7 +629,7 @@ class Engine:
         return best
 
     def _check_pivots(self, now: float, release: tuple[str, float],
-                      cluster_models: dict[str, Counter], population: dict[str, int],
+                      cluster_models: dict[str, dict[str, int]], population: dict[str, int],
                       out: list) -> None:
         cfg = self.config
         model, release_t = release
@@ -639,7 +644,7 @@ class Engine:
                 test = self._pivot_tests[key] = PivotDetector(
                     min_excess=cfg.pivot_min_excess, ratio=cfg.pivot_ratio,
                     min_events=cfg.pivot_min_events)
-            counts = cluster_models.get(ep_id, Counter())
+            counts = cluster_models.get(ep_id, {})
             new, total = counts.get(model, 0), sum(counts.values())
             # the population baseline excludes the cluster itself
             pivoting = test.update(new, total, pop_new - new, pop_total - total)
