@@ -32,7 +32,7 @@ class AlertEpisode:
     __slots__ = (
         "alert_id", "kind", "entity_type", "entity_id", "anchor", "first_seen",
         "seq", "status", "severity", "score", "members", "announced",
-        "last_emit_t", "last_active_t", "emitted_total", "notes", "pivot_models",
+        "last_emit_t", "last_active_t", "emitted_total", "notes",
         "eval_t",
     )
 
@@ -54,7 +54,6 @@ class AlertEpisode:
         self.last_active_t = first_seen
         self.emitted_total = 0
         self.notes: set[str] = set()
-        self.pivot_models: set[str] = set()
         self.eval_t = float("-inf")
 
     @classmethod

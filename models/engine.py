@@ -559,10 +559,7 @@ class Engine:
             first_seen = min(m.first_t for m in members)
             episode = AlertEpisode.open("cluster", members[0].account_id, first_seen, "cluster")
             self._episodes[episode.alert_id] = episode
-        grew = 0
         for m in members:
-            if m.account_id not in episode.members:
-                grew += 1
             episode.members[m.account_id] = round(m.score, 4)
             self._join(m.account_id, episode.alert_id)
             episode.last_active_t = max(episode.last_active_t, m.last_t)
