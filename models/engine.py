@@ -79,6 +79,7 @@ class EngineConfig:
     cluster_min_owners: int = 3
     min_coordination: float = 0.4
     balance_min_span_s: float = 12 * 3600.0
+    min_cluster_rate_per_h: float = 60.0
     sync_sample_accounts: int = 400
     campaign_template_share: float = 0.6
     template_suspect_share: float = 0.3
@@ -471,6 +472,10 @@ class Engine:
                 egress.setdefault(proxy, set()).add(m.owner)
         # members whose main egress network carries at least two other owners of the cluster
         overlap = sum(len(owners) for owners in egress.values() if len(owners) >= 3) / n
+        # request rate: decayed volume over the time it could have accumulated in
+        span = now - min(m.first_t for m in members)
+        horizon_s = max(cfg.tick_s, min(span, cfg.half_life_s / _LN2))
+        rate_per_h = sum(volumes) / horizon_s * 3600.0
         horizon = now - cfg.sync_window_s
         # a deterministic sample of members is plenty to see waves
         ratio = co_activity([t for t in m.recent_t if t >= horizon]
@@ -488,6 +493,7 @@ class Engine:
             "synchrony": synchrony,
             "divergence": js_divergence(tasks, self._pop_tasks),
             "egress_overlap": overlap,
+            "request_rate": rate_per_h,
         }
 
     def _severity(self, score: float, owners: int) -> str:
@@ -553,6 +559,8 @@ class Engine:
         # youth alone is not coordination: new honest accounts are common
         coordinated = max(features["balance"], features["shared_payment"],
                           features["synchrony"], features["egress_overlap"]) >= cfg.min_coordination
+        # extraction is bulk harvesting: a handful of people at modest volume is not a campaign
+        coordinated = coordinated and features["request_rate"] >= cfg.min_cluster_rate_per_h
         if episode is None:
             if score < cfg.warning_score or not coordinated:
                 return None
@@ -794,6 +802,10 @@ class Engine:
                                        "to reasoning-trace extraction"})
         evidence.append({"signal": "egress_networks", "value": len({m.top_proxy() for m in members}),
                          "baseline": None, "detail": details["egress"]})
+        evidence.append({"signal": "request_rate", "value": round(features["request_rate"], 1),
+                         "baseline": None,
+                         "detail": f"about {features['request_rate']:,.0f} requests per hour "
+                                   f"across the cluster's accounts"})
         top = [e["signal"] for e in evidence[:3]]
         summary = (f"Coordinated extraction cluster: {n} accounts ({owners} owners) acting as one; "
                    f"strongest signals {', '.join(top)}; {details['template_share']}")
