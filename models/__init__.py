@@ -10,7 +10,9 @@ event, :class:`models.engine.Engine` folds it into per-account, per-template
 and per-payment state, scores accounts (:mod:`models.account_score`,
 :mod:`models.cohort`), links suspects (:mod:`models.linking`), scores
 clusters (:mod:`models.cluster_score`), watches pivots (:mod:`models.pivot`)
-and emits alert v1 records (:mod:`models.alerts`).
+and emits alert v1 records (:mod:`models.alerts`) explained by
+:mod:`models.evidence`. Egress networks and payment methods keep their own
+aggregates (:mod:`models.aggregate`).
 """
 
 from models.contract import ContractError, decode_api_call, decode_model_release

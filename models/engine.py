@@ -41,6 +41,7 @@ from models.contract import (
     format_rfc3339,
 )
 from models.egress import EgressKeyer
+from models.evidence import explain_cluster
 from models.linking import link_components
 from models.pivot import PivotDetector
 from models.templates import TemplateIndex
@@ -780,83 +781,9 @@ class Engine:
 
     def _explain_cluster(self, episode: AlertEpisode,
                          view: dict[str, Any] | None) -> tuple[list[dict], str]:
-        n = len(episode.members)
-        if view is None:
-            reason = ", ".join(sorted(episode.notes)) or "resolved"
-            return ([], f"Extraction cluster {episode.entity_id} ({n} accounts) {reason}")
-        features, owners, members = view["features"], view["owners"], view["members"]
-        details = self._feature_details(features, members)
-        evidence = []
-        for name, _ in self._cluster_scorer.contributions(features)[:6]:
-            evidence.append({
-                "signal": name,
-                "value": round(features[name], 4),
-                "baseline": self._baseline(name) if name in ("template_share", "cot", "youth",
-                                                              "shared_payment") else None,
-                "detail": details[name],
-            })
-        if "cot_shift" in episode.notes:
-            evidence.append({"signal": "cot_shift", "value": round(features["cot"], 4),
-                             "baseline": None,
-                             "detail": "chain-of-thought elicitation rose: the campaign turned "
-                                       "to reasoning-trace extraction"})
-        evidence.append({"signal": "egress_networks", "value": len({m.top_proxy() for m in members}),
-                         "baseline": None, "detail": details["egress"]})
-        evidence.append({"signal": "request_rate", "value": round(features["request_rate"], 1),
-                         "baseline": None,
-                         "detail": f"about {features['request_rate']:,.0f} requests per hour "
-                                   f"across the cluster's accounts"})
-        top = [e["signal"] for e in evidence[:3]]
-        summary = (f"Coordinated extraction cluster: {n} accounts ({owners} owners) acting as one; "
-                   f"strongest signals {', '.join(top)}; {details['template_share']}")
-        if episode.status == "resolved":
-            summary = f"Resolved ({', '.join(sorted(episode.notes))}): " + summary
-        return evidence, summary
-
-    def _feature_details(self, features: dict[str, float], members: list[AccountState]) -> dict:
-        tpl_counts: Counter = Counter()
-        task_counts: Counter = Counter()
-        proxies: Counter = Counter()
-        payments = set()
-        for m in members:
-            tpl_counts.update(m.templates)
-            task_counts.update(m.tasks)
-            proxies[m.top_proxy()] += 1
-            if m.payment is not None and m.features.get("shared_payment", 0.0) > 0:
-                payments.add(m.payment)
-        top_tpls = [t for t, _ in sorted(tpl_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
-        tpl_text = ", ".join(f"{self._templates.label(t)} ({self._templates.owners(t)} owners)"
-                             for t in top_tpls) or "none"
-        total_tasks = sum(task_counts.values()) or 1
-        top_tasks = ", ".join(f"{k} {v / total_tasks:.0%}" for k, v in
-                              sorted(task_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
-        parts = []
-        for key, count in sorted(proxies.items(), key=lambda kv: (-kv[1], str(kv[0])))[:3]:
-            group = self.group_summary("proxy", key) if key is not None else None
-            if group is None:
-                parts.append(f"{key} ({count} accounts)")
-            else:
-                parts.append(f"{key} ({count} of its {group['accounts']} accounts, "
-                             f"{group['template_share']:.0%} templated)")
-        top_proxies = "; ".join(parts)
-        return {
-            "template_share": f"{features['template_share']:.0%} of requests match templates "
-                              f"shared across owners: {tpl_text}",
-            "cot": f"mean chain-of-thought elicitation score {features['cot']:.2f}",
-            "youth": f"accounts created shortly before first use: {features['youth']:.0%} youth",
-            "shared_payment": f"{features['shared_payment']:.0%} of accounts pay with "
-                              f"{len(payments)} payment methods shared across owners",
-            "balance": "traffic spread evenly across accounts (load balancing)"
-                       if features["balance"] > 0.5 else "uneven traffic across accounts",
-            "synchrony": f"accounts act together in the same 10 s far more often than chance "
-                         f"(synchrony {features['synchrony']:.2f})" if features["synchrony"] > 0.3
-                         else "no unusual co-timing across accounts",
-            "divergence": f"capability mix diverges from the population's (JS "
-                          f"{features['divergence']:.2f}): {top_tasks}",
-            "egress": f"top egress networks: {top_proxies}",
-            "egress_overlap": f"{features['egress_overlap']:.0%} of accounts leave through egress "
-                              f"networks shared with other owners of the cluster: {top_proxies}",
-        }
+        ranked = self._cluster_scorer.contributions(view["features"]) if view else []
+        return explain_cluster(episode, view, ranked, self._baseline, self._templates,
+                               self.group_summary)
 
     # --------------------------------------------------------- checkpoints
     def __setstate__(self, state: dict[str, Any]) -> None:
