@@ -71,7 +71,6 @@ class EngineConfig:
     min_events: int = 2
     suspect_score: float = 0.30
     suspect_exit: float = 0.24
-    strong_suspect_score: float = 0.55
     suspect_ttl_s: float = 24 * 3600.0
     score_interval_s: float = 3600.0
     cohort_interval_s: float = 3600.0
@@ -81,9 +80,11 @@ class EngineConfig:
     min_coordination: float = 0.4
     balance_min_span_s: float = 12 * 3600.0
     min_cluster_rate_per_h: float = 60.0
+    min_account_rate_per_h: float = 4.0
     sync_sample_accounts: int = 400
     campaign_template_share: float = 0.6
     template_suspect_share: float = 0.3
+    egress_min_suspects: int = 5
     expand_template_share: float = 0.3
     expand_min_score: float = 0.15
     sync_window_s: float = 6 * 3600.0
@@ -414,13 +415,23 @@ class Engine:
             for tid, count in acc.templates.items():
                 if count >= floor and self._templates.owners(tid) >= cfg.template_min_owners:
                     keys.append(("tpl", tid))
-        if acc.score >= cfg.strong_suspect_score:
-            proxy = acc.top_proxy()
-            if proxy is not None:
-                keys.append(("egress", proxy))
+        proxy = acc.top_proxy()
+        f = acc.features
+        # sharing an egress network is weak on its own (proxy services have ordinary
+        # customers): it links only accounts that carry another campaign trait
+        if proxy is not None and (f.get("shared_payment", 0.0) > 0.0
+                                  or f.get("template_share", 0.0) >= 0.2
+                                  or f.get("cot", 0.0) >= 0.5):
+            keys.append(("egress", proxy))
         acc.link_keys = keys
         acc.keys_t = acc.scored_t
         return keys
+
+    def _users_of(self, key: tuple) -> int:
+        if key[0] == "tpl":
+            return len(self._templates.accounts(key[1]))
+        group = self._proxy_stats.get(key[1])
+        return len(group["accounts"]) if group is not None else 0
 
     def _rebuild_clusters(self, now: float, out: list) -> None:
         cfg = self.config
@@ -431,12 +442,14 @@ class Engine:
         if not live:
             return
         keys_by_id = {a.account_id: self._link_keys(a) for a in live}
-        # A template links suspects only when suspects are a good part of its users:
-        # a popular public template used by a crowd never glues its few odd users.
+        # A template or an egress network links suspects only when suspects are a good
+        # part of its users: a popular public template or a NAT full of ordinary people
+        # never glues its few odd users together.
         suspects_on: Counter = Counter(k for keys in keys_by_id.values() for k in keys
-                                       if k[0] == "tpl")
+                                       if k[0] != "pay")
         crowded = {k for k, n in suspects_on.items()
-                   if n < cfg.template_suspect_share * len(self._templates.accounts(k[1]))}
+                   if n < cfg.template_suspect_share * self._users_of(k)
+                   or (k[0] == "egress" and n < cfg.egress_min_suspects)}
         if crowded:
             keys_by_id = {a: [k for k in keys if k not in crowded]
                           for a, keys in keys_by_id.items()}
@@ -561,7 +574,10 @@ class Engine:
         coordinated = max(features["balance"], features["shared_payment"],
                           features["synchrony"], features["egress_overlap"]) >= cfg.min_coordination
         # extraction is bulk harvesting: a handful of people at modest volume is not a campaign
-        coordinated = coordinated and features["request_rate"] >= cfg.min_cluster_rate_per_h
+        rate = features["request_rate"]
+        bulk = rate >= cfg.min_cluster_rate_per_h or (
+            len(owners) >= 5 and rate >= cfg.min_account_rate_per_h * len(members))
+        coordinated = coordinated and bulk
         if episode is None:
             if score < cfg.warning_score or not coordinated:
                 return None
@@ -594,12 +610,17 @@ class Engine:
         if phase_change:
             episode.notes.add("cot_shift")
         severity = self._severity(score, len(owners)) if coordinated else "info"
+        if episode.seq and SEVERITY_RANK[episode.severity] >= SEVERITY_RANK["warning"]:
+            # no flapping: a confirmed campaign stays actionable until it goes quiet
+            severity = max(severity, "warning", key=SEVERITY_RANK.__getitem__)
         escalated = SEVERITY_RANK[severity] > SEVERITY_RANK[episode.severity]
         due = now - episode.last_emit_t >= cfg.update_interval_s
         grown = len(episode.members) >= max(episode.emitted_total + 5, episode.emitted_total * 1.1)
         episode.score = score
         episode.eval_t = now
-        self._cluster_view[episode.alert_id] = {"features": features, "owners": len(owners),
+        all_owners = {acc.owner for a in episode.members
+                      if (acc := self._accounts.get(a)) is not None}
+        self._cluster_view[episode.alert_id] = {"features": features, "owners": len(all_owners),
                                                 "members": members}
         if episode.seq == 0:
             episode.severity = severity

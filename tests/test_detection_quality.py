@@ -63,6 +63,20 @@ def test_detection_bars_hold_on_varied_shapes(tmp_path, name):
     assert all(c["time_to_detect_s"] <= 7200 for c in result["campaigns"])
 
 
+def test_template_free_campaigns_are_still_found_without_false_accounts(tmp_path):
+    # Campaigns whose prompts never repeat lose the strongest content signal; the
+    # coordination signals (shared payment, shared egress, synchrony, load balance)
+    # still find every campaign and name no innocent account. Recall is lower here
+    # (about 0.75 measured) and is held to a weaker bar than the templated shapes.
+    result = _run(tmp_path, "small", 31, {"hydra.templated_share": 0.0,
+                                          "agentic.templated_share": 0.0,
+                                          "reasoning.templated_share": 0.0})
+    assert all(c["detected"] for c in result["campaigns"])
+    assert result["accounts"]["precision"] >= 0.95
+    assert all(t["named_actionable"] == 0 for t in result["traps"].values())
+    assert result["accounts"]["recall"] >= 0.6
+
+
 def test_no_campaign_no_actionable_alert(tmp_path):
     result = _run(tmp_path, "benign", 12, {"benign.accounts": 3000, "run.hours": 30.0,
                                            "run.release_h": 15.0})
