@@ -83,7 +83,7 @@ class EngineConfig:
     min_account_rate_per_h: float = 4.0
     sync_sample_accounts: int = 400
     campaign_template_share: float = 0.6
-    template_suspect_share: float = 0.3
+    link_suspect_share: float = 0.3
     egress_min_suspects: int = 5
     expand_template_share: float = 0.3
     expand_min_score: float = 0.15
@@ -448,12 +448,18 @@ class Engine:
         suspects_on: Counter = Counter(k for keys in keys_by_id.values() for k in keys
                                        if k[0] != "pay")
         crowded = {k for k, n in suspects_on.items()
-                   if n < cfg.template_suspect_share * self._users_of(k)
+                   if n < cfg.link_suspect_share * self._users_of(k)
                    or (k[0] == "egress" and n < cfg.egress_min_suspects)}
-        if crowded:
-            keys_by_id = {a: [k for k in keys if k not in crowded]
-                          for a, keys in keys_by_id.items()}
         by_id = {a.account_id: a for a in live}
+        for account_id, keys in keys_by_id.items():
+            kept = [k for k in keys if k not in crowded]
+            # an egress network only joins accounts already tied by a payment method or a
+            # non-crowded template (or that elicit reasoning traces): it bridges fragments
+            # of one operation, it does not recruit its ordinary neighbours
+            if not any(k[0] != "egress" for k in kept) and \
+                    by_id[account_id].features.get("cot", 0.0) < 0.5:
+                kept = []
+            keys_by_id[account_id] = kept
         for component in link_components(list(by_id), keys_by_id.__getitem__):
             members = [by_id[a] for a in component]
             owners = {m.owner for m in members}
