@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import os
 import sys
 import tempfile
@@ -13,6 +14,10 @@ from pathlib import Path
 import orjson
 
 __all__ = ["main"]
+
+# Modules that add subcommands: each has ``register(subparsers)``.
+_EXTRA_COMMANDS: tuple[str, ...] = (
+)
 
 
 def _open_lines(path: str):
@@ -156,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scale", type=float, default=1.0)
     demo.add_argument("--out", default=None)
     demo.set_defaults(func=cmd_demo)
+    for module in _EXTRA_COMMANDS:
+        importlib.import_module(module).register(sub)
     return parser
 
 
