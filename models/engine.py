@@ -131,6 +131,11 @@ class Engine:
         self.stats = EngineStats()
         self._max_t: float | None = None
         self._watermark = -math.inf
+        # partitioned sources: the watermark is the lowest of the partitions'
+        # largest event times (idle partitions excepted), minus the lateness
+        self._partitions: set[Any] = set()
+        self._partition_max: dict[Any, float] = {}
+        self._idle: set[Any] = set()
         self._buffer: list[tuple[float, str, ApiCall]] = []
         self._dedup_now: set[str] = set()
         self._dedup_prev: set[str] = set()
@@ -179,19 +184,78 @@ class Engine:
         self._explicit_releases.add(release.model)
         return []
 
-    def process(self, payload: Any, source: dict | None = None) -> list | tuple:
-        """Decode, validate and process one raw api_call payload."""
+    def process(self, payload: Any, source: dict | None = None,
+                partition: Any = None) -> list | tuple:
+        """Decode, validate and process one raw api_call payload.
+
+        ``partition`` names the source partition the event came from when the
+        input is partitioned (see :meth:`set_partitions`); leave it ``None``
+        for a single ordered stream such as a file.
+        """
         self.stats.received += 1
         try:
             event = decode_api_call(payload)
         except ContractError as err:
             return [self._dead(err.reason, err.message, source, payload)]
-        return self._accept(event, payload, source)
+        return self._accept(event, payload, source, partition)
 
-    def process_event(self, event: ApiCall, source: dict | None = None) -> list | tuple:
+    def process_event(self, event: ApiCall, source: dict | None = None,
+                      partition: Any = None) -> list | tuple:
         """Process an already decoded event."""
         self.stats.received += 1
-        return self._accept(event, None, source)
+        return self._accept(event, None, source, partition)
+
+    # ----------------------------------------------------- partitioned input
+    def set_partitions(self, partitions) -> list | tuple:
+        """Declare the source partitions (e.g. all partitions of the events topic).
+
+        With a partitioned source each partition is in event-time order only
+        up to the lateness, and partitions advance at different speeds, so the
+        watermark is the smallest of the partitions' largest event times minus
+        ``lateness_s`` (as in Flink or Beam). An event is then late only if it
+        is more than the lateness behind its own partition, which does not
+        depend on how the partitions were interleaved: the same events give
+        the same alerts whatever the number of consumers. A partition seen in
+        an event but not declared joins automatically.
+        """
+        self._partitions.update(partitions)
+        return self._advance_watermark()
+
+    def mark_idle(self, partition: Any) -> list | tuple:
+        """A partition has nothing more to read for now: stop holding the watermark back.
+
+        Its next event makes it active again (and is late if the others have
+        moved on by more than the lateness, the usual price of idleness).
+        """
+        self._partitions.add(partition)
+        self._idle.add(partition)
+        return self._advance_watermark()
+
+    def _advance_partition(self, partition: Any, t: float) -> list | tuple:
+        if t > self._max_t:  # type: ignore[operator]
+            self._max_t = t
+        if partition not in self._partitions:
+            self._partitions.add(partition)
+        self._idle.discard(partition)
+        pmax = self._partition_max
+        if t <= pmax.get(partition, -math.inf):
+            return _NOTHING
+        pmax[partition] = t
+        return self._advance_watermark()
+
+    def _advance_watermark(self) -> list | tuple:
+        if self._max_t is None:
+            return _NOTHING
+        pmax = self._partition_max
+        active = [pmax.get(p, -math.inf) for p in self._partitions if p not in self._idle]
+        low = min(active) if active else self._max_t
+        watermark = low - self.config.lateness_s
+        if watermark <= self._watermark:
+            return _NOTHING
+        self._watermark = watermark
+        out: list = []
+        self._release(watermark, out)
+        return out or _NOTHING
 
     def flush(self) -> list[tuple[str, dict]]:
         """End of input: apply everything buffered and evaluate the last tick."""
@@ -210,7 +274,8 @@ class Engine:
         counts[reason] = counts.get(reason, 0) + 1
         return ("dead_letter", dead_letter(reason, message, source or {}, payload))
 
-    def _accept(self, ev: ApiCall, payload: Any, source: dict | None) -> list | tuple:
+    def _accept(self, ev: ApiCall, payload: Any, source: dict | None,
+                partition: Any = None) -> list | tuple:
         cfg = self.config
         if ev.raw_text_dropped:
             self.stats.raw_text_dropped += ev.raw_text_dropped
@@ -218,9 +283,8 @@ class Engine:
         max_t = self._max_t
         if max_t is None:
             max_t = self._max_t = t
-            self._watermark = t - cfg.lateness_s
-            self._stream_start = t
-            self._next_tick = (math.floor(t / cfg.tick_s) + 1) * cfg.tick_s
+            if partition is None:
+                self._watermark = t - cfg.lateness_s
         elif t < self._watermark:
             return [self._dead("late", f"event time {ev.ts} is behind the watermark "
                                f"{format_rfc3339(self._watermark)}", source, payload or ev.to_dict())]
@@ -239,6 +303,8 @@ class Engine:
             self._dedup_rotate_t = t + cfg.dedup_horizon_s
         self._dedup_now.add(eid)
         heapq.heappush(self._buffer, (t, eid, ev))
+        if partition is not None:
+            return self._advance_partition(partition, t)
         if t > max_t:
             self._max_t = t
             watermark = t - cfg.lateness_s
@@ -256,7 +322,13 @@ class Engine:
         next_tick = self._next_tick
         while buffer and buffer[0][0] < watermark:
             t, _, ev = pop(buffer)
-            if next_tick is not None and t >= next_tick:
+            if next_tick is None:
+                # the tick grid and the stream start come from the first event
+                # applied (the earliest), not the first to arrive
+                self._stream_start = t
+                next_tick = self._next_tick = (math.floor(t / self.config.tick_s) + 1) \
+                    * self.config.tick_s
+            elif t >= next_tick:
                 while self._next_tick is not None and t >= self._next_tick:
                     self._tick(self._next_tick, out)
                 next_tick = self._next_tick
