@@ -17,6 +17,7 @@ __all__ = ["main"]
 
 # Modules that add subcommands: each has ``register(subparsers)``.
 _EXTRA_COMMANDS: tuple[str, ...] = (
+    "extraction_watch.alerts_tool",
     "extraction_watch.produce",
 )
 
