@@ -1,0 +1,429 @@
+"""``extraction-watch worker``: the Faust app that runs the engine beside production.
+
+Agents (see :mod:`streams.handoff` for the design):
+
+* ``validate`` consumes the events topic (key = account_id) in batches,
+  dead-letters bad records, and forwards valid events to the hand-off topic;
+* ``releases`` forwards model releases to the hand-off topic;
+* ``detect`` consumes the single-partition hand-off topic, so exactly one
+  worker of the group runs the engine; it publishes alerts and the engine's
+  own dead letters (late, duplicate, out of range) and checkpoints its state
+  to a compacted topic.
+
+Delivery: at least once. Every output is awaited before the input record is
+acknowledged, so a committed offset never runs ahead of what was published.
+After a crash the reducer restores the latest checkpoint, re-reads the
+hand-off records between that checkpoint and the group's committed offset,
+and goes on; the alerts it re-publishes are identical (same id, same seq,
+same content except ``emitted_at``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import Counter
+from typing import Any
+
+import faust
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from models.engine import DETECTOR_VERSION
+from streams.config import Settings
+from streams.config import settings as load_settings
+from streams.handoff import (
+    Reducer,
+    Validator,
+    alert_headers,
+    dead_letter_headers,
+    join_blob,
+    split_blob,
+    stamp,
+)
+from streams.metrics import Metrics
+from streams.topics import ensure_topics, partitions_for
+
+__all__ = ["create_app", "WorkerState"]
+
+log = logging.getLogger("extraction_watch.worker")
+BATCH_MAX = 2000
+BATCH_WITHIN_S = 0.05
+IDLE_CHECK_S = 1.0
+
+
+class WorkerState:
+    """What one worker process knows, for its agents, timers and web views."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.validator = Validator(settings.topic_events)
+        self.reducer: Reducer | None = None
+        self.reducer_ready = False
+        self.restoring = False
+        self.assigned = False
+        self.received_next: dict[int, int] = {}   # events partition -> next offset received
+        self.forwarded_next: dict[int, int] = {}  # ... next offset forwarded to the hand-off
+        self.idle_sent: dict[int, int] = {}
+        self.parts_sent = False
+        self.last_checkpoint_wall = time.monotonic()
+        self.checkpoint_generation = 0
+        self.checkpoint_chunks = 0
+        self.checkpoint_bytes = 0
+        self.checkpoint_seconds = 0.0
+        self.metrics = Metrics()
+        self.recovered_in_s: float | None = None
+        self.started = time.monotonic()
+
+
+def _producer_send(app: faust.App, topic: str, key: bytes | None, value: bytes | None,
+                   headers: list[tuple[str, bytes]] | None = None):
+    return app.producer.send(topic, key, value, partition=None, timestamp=None,
+                             headers=headers)
+
+
+def create_app(settings: Settings | None = None) -> faust.App:
+    settings = settings or load_settings()
+    os.makedirs(settings.data_dir, exist_ok=True)
+    credentials: Any = None
+    if settings.security_protocol.startswith("SASL"):
+        credentials = faust.SASLCredentials(
+            username=settings.sasl_username, password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism, ssl_context=settings.ssl_context())
+    elif settings.uses_ssl:
+        credentials = faust.SSLCredentials(settings.ssl_context())
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{s}" for s in settings.bootstrap_servers],
+        broker_credentials=credentials,
+        datadir=settings.data_dir,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=4 * 1024 * 1024,
+        producer_acks=-1,
+        stream_buffer_maxsize=8192,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        web_enabled=True,
+        # the engine keeps event time itself; nothing here uses Faust tables
+    )
+    state = WorkerState(settings)
+    app.exw_state = state  # type: ignore[attr-defined]
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    events = app.topic(settings.topic_events, **raw)
+    releases = app.topic(settings.topic_releases, **raw)
+    handoff = app.topic(settings.internal_topic("handoff"), partitions=1, internal=True,
+                        retention=7 * 86400.0, **raw)
+    checkpoints = app.topic(settings.internal_topic("checkpoints"), partitions=1,
+                            internal=True, compacting=True, **raw)
+    app.topic(settings.topic_alerts, **raw)
+    app.topic(settings.topic_dead_letters, **raw)
+    handoff_name = handoff.get_topic_name()
+    handoff_tp = TopicPartition(handoff_name, 0)
+    source = f"extraction-watch/{settings.app_id}"
+    metrics = state.metrics
+
+    async def flush(futures: list) -> None:
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def publish(out: list) -> None:
+        futures = []
+        now = time.time()
+        for kind, record in out:
+            if kind == "alert":
+                stamp(record, now)
+                metrics.inc("exw_alerts_total", kind=record["kind"], severity=record["severity"],
+                            status=record["status"])
+                futures.append(await _producer_send(
+                    app, settings.topic_alerts, record["alert_id"].encode(), orjson.dumps(record),
+                    alert_headers(record, source)))
+            else:
+                metrics.inc("exw_dead_letters_total", reason=record["reason"])
+                src = record.get("source") or {}
+                key = f"{src.get('partition', '')}:{src.get('offset', '')}".encode()
+                futures.append(await _producer_send(
+                    app, settings.topic_dead_letters, key, orjson.dumps(record),
+                    dead_letter_headers(record)))
+        await flush(futures)
+
+    async def send_handoff(value: bytes) -> None:
+        fut = await _producer_send(app, handoff_name, None, value)
+        await fut
+
+    async def announce_partitions() -> None:
+        if state.parts_sent:
+            return
+        count = app.consumer.topic_partitions(settings.topic_events)
+        if not count:
+            count = await asyncio.to_thread(partitions_for, settings, settings.topic_events)
+        if count:
+            await send_handoff(Validator.partitions_record(count))
+            state.parts_sent = True
+
+    @app.agent(events, name="validate")
+    async def validate(stream):  # pragma: no cover - exercised against the real broker
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            await announce_partitions()
+            started = time.perf_counter()
+            by_partition: dict[int, list[tuple[int, bytes | None]]] = {}
+            for event in batch:
+                msg = event.message
+                by_partition.setdefault(msg.partition, []).append((msg.offset, msg.value))
+            dead_out = []
+            for p, records in by_partition.items():
+                state.received_next[p] = records[-1][0] + 1
+                offsets, compact, dead = state.validator.validate(p, records)
+                dead_out.extend(("dead_letter", rec) for _, rec in dead)
+                hw = app.consumer.highwater(TopicPartition(settings.topic_events, p))
+                if offsets:
+                    await send_handoff(Validator.batch_record(p, offsets, compact, hw))
+                elif hw is not None and records[-1][0] + 1 >= hw:
+                    await send_handoff(Validator.idle_record(p, records[-1][0] + 1))
+                state.forwarded_next[p] = records[-1][0] + 1
+            await publish(dead_out)
+            metrics.inc("exw_events_total", len(batch))
+            metrics.observe("exw_validate_batch_seconds", time.perf_counter() - started)
+
+    @app.agent(releases, name="releases")
+    async def forward_releases(stream):  # pragma: no cover - exercised against the real broker
+        async for event in stream.events():
+            msg = event.message
+            await send_handoff(Validator.release_record(msg.partition, msg.offset, msg.value))
+
+    @app.timer(IDLE_CHECK_S)
+    async def report_idle_partitions() -> None:  # pragma: no cover
+        """Say which assigned events partitions have nothing more to read."""
+        mine = [tp for tp in app.consumer.assignment() if tp.topic == settings.topic_events]
+        if not mine:
+            return
+        await announce_partitions()
+        highwaters = await app.consumer.highwaters(*mine)
+        committed = getattr(app.consumer, "_committed_offset", {})
+        for tp in mine:
+            hw = highwaters.get(tp)
+            if hw is None:
+                continue
+            p = tp.partition
+            metrics.set("exw_consumer_lag", max(0, hw - state.forwarded_next.get(
+                p, committed.get(tp) or 0)), topic=tp.topic, partition=str(p))
+            position: int
+            if p in state.received_next:
+                caught_up = state.forwarded_next.get(p) == state.received_next[p] >= hw
+                position = state.received_next[p]
+            else:
+                known = committed.get(tp)
+                if known is None:
+                    known = (await app.consumer.earliest_offsets(tp)).get(tp, 0)
+                position = int(known)
+                caught_up = position >= hw
+            if caught_up and state.idle_sent.get(p) != position:
+                await send_handoff(Validator.idle_record(p, position))
+                state.idle_sent[p] = position
+
+    async def restore(first_offset: int) -> None:
+        """Latest checkpoint, then the hand-off records before ``first_offset``."""
+        started = time.monotonic()
+        state.restoring = True
+        reducer = await load_checkpoint()
+        if reducer is None:
+            reducer = Reducer(settings.topic_events)
+        start = reducer.handoff_next
+        if start < first_offset:
+            consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None,
+                                        **settings.aiokafka_kwargs())
+            await consumer.start()
+            try:
+                consumer.assign([handoff_tp])
+                earliest = (await consumer.beginning_offsets([handoff_tp]))[handoff_tp]
+                if earliest > start:
+                    log.warning("hand-off records %d..%d are gone (retention): state "
+                                "misses them", start, earliest - 1)
+                    start = reducer.handoff_next = earliest
+                consumer.seek(handoff_tp, start)
+                position = start
+                while position < first_offset:
+                    batches = await consumer.getmany(handoff_tp, timeout_ms=1000,
+                                                     max_records=500)
+                    for msg in batches.get(handoff_tp, []):
+                        if msg.offset >= first_offset:
+                            position = first_offset
+                            break
+                        await publish(reducer.apply(msg.value, msg.offset))
+                        position = msg.offset + 1
+            finally:
+                await consumer.stop()
+        state.reducer = reducer
+        state.reducer_ready = True
+        state.restoring = False
+        state.recovered_in_s = time.monotonic() - started
+        log.info("reducer ready at hand-off offset %d after %.2f s", reducer.handoff_next,
+                 state.recovered_in_s)
+
+    async def load_checkpoint() -> Reducer | None:
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None,
+                                    fetch_max_bytes=64 * 1024 * 1024,
+                                    max_partition_fetch_bytes=16 * 1024 * 1024,
+                                    **settings.aiokafka_kwargs())
+        await consumer.start()
+        try:
+            tp = TopicPartition(checkpoints.get_topic_name(), 0)
+            if tp.topic not in await consumer.topics():
+                return None
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            values: dict[bytes, bytes] = {}
+            position = await consumer.position(tp)
+            while position < end:
+                batches = await consumer.getmany(tp, timeout_ms=1000)
+                for msg in batches.get(tp, []):
+                    if msg.key is not None:
+                        if msg.value is None:
+                            values.pop(msg.key, None)
+                        else:
+                            values[msg.key] = msg.value
+                position = await consumer.position(tp)
+        finally:
+            await consumer.stop()
+        manifest = values.get(b"manifest")
+        if manifest is None:
+            return None
+        meta = orjson.loads(manifest)
+        state.checkpoint_generation = meta["generation"]
+        return Reducer.restore(join_blob(meta, values))
+
+    async def save_checkpoint(reducer: Reducer) -> None:
+        started = time.monotonic()
+        blob = reducer.snapshot()
+        generation = state.checkpoint_generation + 1
+        chunks, manifest = split_blob(blob, generation)
+        topic = checkpoints.get_topic_name()
+        futures = [await _producer_send(app, topic, key, value) for key, value in chunks]
+        await flush(futures)
+        await (await _producer_send(app, topic, *manifest))
+        # drop the previous generation's chunks (compaction removes them)
+        old = state.checkpoint_generation
+        if old:
+            futures = [await _producer_send(app, topic, f"chunk-{old}-{i}".encode(), None)
+                       for i in range(state.checkpoint_chunks)]
+            await flush(futures)
+        state.checkpoint_generation = generation
+        state.checkpoint_chunks = len(chunks)
+        state.checkpoint_bytes = len(blob)
+        state.checkpoint_seconds = time.monotonic() - started
+        state.last_checkpoint_wall = time.monotonic()
+
+    @app.agent(handoff, name="detect", concurrency=1)
+    async def detect(stream):  # pragma: no cover - exercised against the real broker
+        async for event in stream.events():
+            msg = event.message
+            if state.reducer is None or msg.offset > state.reducer.handoff_next:
+                # first record here, or another worker ran the engine meanwhile
+                await restore(msg.offset)
+            reducer = state.reducer
+            assert reducer is not None
+            started = time.perf_counter()
+            out = reducer.apply(msg.value, msg.offset)
+            await publish(out)
+            metrics.observe("exw_detect_batch_seconds", time.perf_counter() - started)
+            if time.monotonic() - state.last_checkpoint_wall >= settings.checkpoint_interval_s:
+                await save_checkpoint(reducer)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(app, revoked, **kwargs):  # pragma: no cover
+        # The in-memory engine is kept: if the hand-off partition comes back and
+        # nobody else moved it on, the records between the committed offset
+        # and ours are skipped; if somebody did, the offset gap triggers a
+        # restore from the checkpoints.
+        if any(tp.topic == handoff_name for tp in revoked):
+            state.reducer_ready = False
+        state.parts_sent = False
+        state.received_next.clear()
+        state.forwarded_next.clear()
+        state.idle_sent.clear()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(app, assigned, **kwargs):  # pragma: no cover
+        state.assigned = True
+        if any(tp.topic == handoff_name for tp in assigned) and state.reducer is not None:
+            state.reducer_ready = True
+
+    _install_views(app, state)
+    return app
+
+
+def _install_views(app: faust.App, state: WorkerState) -> None:
+    @app.page("/healthz")
+    async def healthz(web, request):  # pragma: no cover
+        return web.json({"status": "ok", "detector_version": DETECTOR_VERSION})
+
+    @app.page("/readyz")
+    async def readyz(web, request):  # pragma: no cover
+        handoff = state.settings.internal_topic("handoff")
+        assignment = app.consumer.assignment() if app.consumer else set()
+        owns_engine = any(tp.topic == handoff for tp in assignment)
+        ready = bool(assignment) and not state.restoring and (
+            not owns_engine or state.reducer_ready or state.reducer is None)
+        body = {"ready": ready, "assigned_partitions": len(assignment),
+                "runs_engine": owns_engine and state.reducer_ready,
+                "restoring": state.restoring, "recovered_in_s": state.recovered_in_s}
+        return web.json(body, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics(web, request):  # pragma: no cover
+        snapshot = gauges(state)
+        return web.bytes(state.metrics.render(snapshot),
+                         content_type="text/plain; version=0.0.4")
+
+
+def gauges(state: WorkerState) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Point-in-time gauges for /metrics."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {
+        "exw_validated_dead_letters": [({}, float(state.validator.dead))],
+        "exw_raw_text_fields_dropped_total": [({}, float(state.validator.raw_text_dropped))],
+        "exw_engine_owner": [({}, 1.0 if state.reducer_ready else 0.0)],
+        "exw_checkpoint_bytes": [({}, float(state.checkpoint_bytes))],
+        "exw_checkpoint_seconds": [({}, state.checkpoint_seconds)],
+    }
+    reducer = state.reducer
+    if reducer is not None and state.reducer_ready:
+        engine = reducer.engine
+        out["exw_tracked_entities"] = [({"type": "account"}, float(engine.tracked_accounts()))] + [
+            ({"type": kind}, float(n)) for kind, n in engine.tracked_groups().items()]
+        out["exw_events_processed_total"] = [({}, float(engine.stats.processed))]
+        out["exw_engine_watermark_seconds"] = [({}, max(engine.watermark(), 0.0))]
+        counts: Counter[str] = Counter(engine.stats.dead_letters)
+        out["exw_engine_dead_letters"] = [({"reason": r}, float(n)) for r, n in sorted(counts.items())]
+    return out
+
+
+def prepare_topics(settings: Settings) -> list[str]:
+    """Create the public and internal topics that are missing; return those created."""
+    created = ensure_topics(settings)
+    created += ensure_topics(
+        settings,
+        {settings.internal_topic("handoff"): 1, settings.internal_topic("checkpoints"): 1},
+        configs={settings.internal_topic("handoff"): {"retention.ms": str(7 * 86400 * 1000)},
+                 settings.internal_topic("checkpoints"): {"cleanup.policy": "compact",
+                                                          "min.cleanable.dirty.ratio": "0.1"}})
+    return created
+
+
+def run(settings: Settings | None = None, loglevel: str = "info") -> None:
+    """Start a worker in this process (blocks until stopped)."""
+    settings = settings or load_settings()
+    created = prepare_topics(settings)
+    if created:
+        log.warning("created topics: %s", ", ".join(created))
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
