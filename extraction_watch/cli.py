@@ -72,8 +72,40 @@ def _replay_file(events: str, releases: str | None, alerts_out: str | None,
             stream.close()
 
 
+def cmd_replay_topic(args: argparse.Namespace) -> int:
+    from streams.config import Settings
+    from streams.replay import ReplayRefused, replay_topic
+
+    settings = Settings.from_env(bootstrap=args.bootstrap)
+    alerts_handle = open(args.alerts_out, "wb") if args.alerts_out else None  # noqa: SIM115
+    dead_handle = open(args.dead_letters_out, "wb") if args.dead_letters_out else None  # noqa: SIM115
+    try:
+        summary = replay_topic(settings, args.topic or settings.topic_events, args.from_ts,
+                               args.to_ts, alerts_out=alerts_handle, alerts_topic=args.alerts_topic,
+                               dead_letters_out=dead_handle,
+                               releases_topic=args.releases_topic or settings.topic_releases)
+    except ReplayRefused as err:
+        print(f"extraction-watch replay: {err}", file=sys.stderr)
+        return 2
+    finally:
+        for handle in (alerts_handle, dead_handle):
+            if handle is not None:
+                handle.close()
+    print(summary.format())
+    if args.summary_json:
+        Path(args.summary_json).write_bytes(orjson.dumps(summary.as_dict()))
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from extraction_watch.replay import format_summary
+
+    if args.file is None or args.topic or args.bootstrap:
+        if args.file is not None:
+            raise SystemExit("replay: give either --file or --bootstrap/--topic, not both")
+        return cmd_replay_topic(args)
+    if args.alerts_out is None:
+        raise SystemExit("replay --file needs --alerts-out")
 
     summary = _replay_file(args.file, args.releases, args.alerts_out, args.dead_letters_out,
                            progress=sys.stderr.isatty() and not args.no_progress)
@@ -141,10 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a scenario parameter, e.g. hydra.accounts=4000")
     sim.set_defaults(func=cmd_simulate)
 
-    rep = sub.add_parser("replay", help="run the engine over a JSONL file with no broker")
-    rep.add_argument("--file", required=True, help="events JSONL ('-' for stdin)")
+    rep = sub.add_parser(
+        "replay", help="run the engine over a JSONL file, or a time range of a Kafka topic",
+        description="With --file: the embedded engine, no broker. With --bootstrap/--topic: "
+                    "an isolated pipeline over [--from, --to) of a historical topic (no consumer "
+                    "group, own state, never the production alerts topic).")
+    rep.add_argument("--file", default=None, help="events JSONL ('-' for stdin)")
     rep.add_argument("--releases", default=None, help="model_release JSONL")
-    rep.add_argument("--alerts-out", required=True)
+    rep.add_argument("--bootstrap", default=None, help="Kafka bootstrap (overrides EXW_KAFKA_BOOTSTRAP)")
+    rep.add_argument("--topic", default=None, help="events topic to replay (default EXW_TOPIC_EVENTS)")
+    rep.add_argument("--releases-topic", default=None, help="releases topic (default EXW_TOPIC_RELEASES)")
+    rep.add_argument("--from", dest="from_ts", default=None, metavar="TS", help="RFC 3339 start (inclusive)")
+    rep.add_argument("--to", dest="to_ts", default=None, metavar="TS", help="RFC 3339 end (exclusive)")
+    rep.add_argument("--alerts-topic", default=None, help="write alerts to this topic (not production's)")
+    rep.add_argument("--alerts-out", default=None, help="write alerts to this JSONL file")
     rep.add_argument("--dead-letters-out", default=None)
     rep.add_argument("--summary-json", default=None)
     rep.add_argument("--no-progress", action="store_true")

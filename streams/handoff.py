@@ -125,25 +125,7 @@ class Reducer:
         out: list = []
         engine = self.engine
         if kind == "ev":
-            p = record["p"]
-            start = self.src_next.get(p, -1)
-            from_compact = ApiCall.from_compact
-            process = engine.process_event
-            topic = self.events_topic
-            offsets = record["o"]
-            for off, compact in zip(offsets, record["e"], strict=True):
-                if off < start:
-                    self.skipped += 1
-                    continue
-                result = process(from_compact(compact),
-                                 {"topic": topic, "partition": p, "offset": off}, p)
-                if result:
-                    out.extend(result)
-            if offsets:
-                self.src_next[p] = max(start, offsets[-1] + 1)
-            highwater = record.get("hw")
-            if highwater is not None and offsets and offsets[-1] + 1 >= highwater:
-                out.extend(engine.mark_idle(p))
+            out = self.apply_events(record["p"], record["o"], record["e"], record.get("hw"))
         elif kind == "idle":
             p = record["p"]
             if record.get("next", 0) >= self.src_next.get(p, 0):
@@ -157,6 +139,28 @@ class Reducer:
                 out.extend(engine.add_release(record["v"].encode(),
                                               {"topic": "releases", "partition": p,
                                                "offset": off}))
+        return out
+
+    def apply_events(self, p: int, offsets: list[int], events: list[list[Any]],
+                     highwater: int | None) -> list:
+        """Valid events of source partition ``p`` in offset order (compact form)."""
+        out: list = []
+        start = self.src_next.get(p, -1)
+        from_compact = ApiCall.from_compact
+        process = self.engine.process_event
+        topic = self.events_topic
+        for off, compact in zip(offsets, events, strict=True):
+            if off < start:
+                self.skipped += 1  # re-forwarded after a stage-1 restart
+                continue
+            result = process(from_compact(compact),
+                             {"topic": topic, "partition": p, "offset": off}, p)
+            if result:
+                out.extend(result)
+        if offsets:
+            self.src_next[p] = max(start, offsets[-1] + 1)
+        if highwater is not None and offsets and offsets[-1] + 1 >= highwater:
+            out.extend(self.engine.mark_idle(p))
         return out
 
     # ------------------------------------------------------------ checkpoints
