@@ -45,6 +45,12 @@ _MAX_FUTURE_MS = 30 * 60 * 1000
 # has no buffer limit of its own), checked on every _SAMPLE_EVERY-th record.
 _MAX_PENDING_BYTES = 64 << 20
 _SAMPLE_EVERY = 1024
+_READ_BYTES = 1 << 20
+# Lines up to the brokers' message.max.bytes of deploy/kafka and docker-compose.yml
+# (16 MiB) are sent, so payloads over the contract's 1 MiB reach the worker and
+# become too_large dead letters. A broker with a lower limit refuses them: they
+# are then counted as failed.
+_MAX_REQUEST_BYTES = 16 << 20
 
 
 class _Pacer:
@@ -106,14 +112,22 @@ def _key_and_timestamp(line: bytes, key_field: str, ts_field: str,
     return (key.encode() if type(key) is str else None), ts_ms, True
 
 
-def _lines(handle: IO[bytes]) -> Iterator[bytes]:
-    """Lines without their ending (``\\n`` or ``\\r\\n``)."""
-    for line in handle:
-        if line.endswith(b"\n"):
-            line = line[:-1]
-            if line.endswith(b"\r"):
+def _lines(handle: IO[bytes], chunked: bool = True) -> Iterator[bytes]:
+    """Lines without their ending (``\\n`` or ``\\r\\n``).
+
+    ``chunked`` reads about a megabyte at a time: each read releases the GIL
+    and the producer's sender thread then holds it for a while, so fewer reads
+    are markedly faster (about 40% here). Pipes are read line by line instead,
+    so that a live stream is not held back until a megabyte has arrived.
+    """
+    chunks = iter(lambda: handle.readlines(_READ_BYTES), []) if chunked else iter((handle,))
+    for chunk in chunks:
+        for line in chunk:
+            if line.endswith(b"\n"):
                 line = line[:-1]
-        yield line
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+            yield line
 
 
 class _Sender:
@@ -204,7 +218,8 @@ def produce_file(settings: Settings, events_path: str | Path,
     # Idempotence is kafka-python's default; it turns itself off (with a
     # warning) on brokers too old for it. acks=all is what it requires.
     producer = KafkaProducer(client_id=f"{settings.app_id}-producer", acks="all",
-                             linger_ms=20, batch_size=1 << 20,
+                             linger_ms=20, batch_size=256 << 10,
+                             max_request_size=_MAX_REQUEST_BYTES,
                              compression_type="lz4" if has_lz4() else None,
                              allow_auto_create_topics=False,
                              **settings.kafka_python_kwargs())
@@ -224,7 +239,7 @@ def produce_file(settings: Settings, events_path: str | Path,
                         counts["releases"] += 1
         handle = _open(events_path)
         try:
-            for line in _lines(handle):
+            for line in _lines(handle, chunked=handle is not sys.stdin.buffer):
                 if limit is not None and counts["events"] >= limit:
                     break
                 if not line.strip():

@@ -9,6 +9,7 @@ Compose specification, which is what these tests rely on.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -188,7 +189,8 @@ def test_service_commands_parse(tmp_path: Path) -> None:
     """The simulator, demo and worker commands are valid extraction-watch command lines."""
     services = config_json(tmp_path, "--profile", "demo")["services"]
     parser = build_parser()
-    subcommands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    subcommands = {name for action in parser._actions
+                   if isinstance(action, argparse._SubParsersAction) for name in action.choices}
     checked = 0
     for name in ("simulator", "demo", "worker"):
         for argv in _cli_commands(services[name]):
