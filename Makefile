@@ -20,11 +20,21 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check models streams extraction_watch bench tests
 	$(VENV)/bin/mypy
-	$(PY) -m pytest
+	deploy/kafka/with-broker.sh $(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check models streams extraction_watch bench tests
 	$(VENV)/bin/mypy
+
+# A local Apache Kafka broker (KRaft, 127.0.0.1, port KAFKA_PORT or 9092) from Maven
+# Central; needs Java 17 and Maven. See deploy/kafka/README.md.
+# `make kafka-down PURGE=1` also deletes its data.
+.PHONY: kafka-up kafka-down
+kafka-up:
+	$(PYTHON) deploy/kafka/broker.py up
+
+kafka-down:
+	$(PYTHON) deploy/kafka/broker.py down $(if $(PURGE),--purge)
 
 bench: $(STAMP)
 	$(PY) bench/engine_throughput.py

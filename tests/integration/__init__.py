@@ -1,0 +1,1 @@
+"""Integration tests against the real Kafka broker named by EXW_KAFKA_BOOTSTRAP."""
