@@ -36,6 +36,12 @@ __all__ = ["TemplateIndex"]
 
 _BLOCK_SHIFTS = (48, 32, 16, 0)
 _REFINE_AT = frozenset({3, 4, 8, 16, 32})
+_SLOTS = 0x40000  # 4 blocks x 65536 block values: a block key indexes a flat list
+_BITS64 = (1 << 64) - 1
+# bit votes are counted in byte lanes of one int: the 64 binary digits of a
+# fingerprint become 64 bytes of 0 or 1 (bit i in byte i from the low end), so
+# one integer addition counts all 64 bits (a lane holds at most 32 votes)
+_TO_LANES = bytes.maketrans(b"01", b"\x00\x01")
 
 
 def _block_keys(h: int) -> tuple[int, int, int, int]:
@@ -59,7 +65,7 @@ class _Template:
         self.owners: set[str] = set()
         self.accounts: set[str] = set()
         self.last_t = t
-        self.bit_votes: list[int] | None = [0] * 64
+        self.bit_votes: int | None = 0  # byte lanes, see _TO_LANES
         self.votes = 0
 
 
@@ -78,8 +84,10 @@ class TemplateIndex:
         self.max_distance = max_distance
         self.max_owners = max_owners
         self._templates: dict[int, _Template] = {}
-        self._by_block: dict[int, list[int]] = {}
-        self._singletons: dict[int, tuple[int, str, str]] = {}
+        # block key -> template ids, and block key -> the singleton waiting there
+        # (flat lists: indexing one beats hashing into a dict on the hot path)
+        self._by_block: list[list[int] | None] = [None] * _SLOTS
+        self._singletons: list[tuple[int, str, str] | None] = [None] * _SLOTS
         self._next_tid = 1
 
     # -- queries -----------------------------------------------------------
@@ -107,26 +115,37 @@ class TemplateIndex:
     # -- the hot path ------------------------------------------------------
     def match(self, simhash: int, owner: str, t: float, account: str | None = None) -> int | None:
         """Return the template id of ``simhash`` (None while it is a singleton)."""
-        keys = _block_keys(simhash)
         limit = self.max_distance
-        templates = self._templates
+        k0 = (simhash >> 48) & 0xFFFF
+        k1 = 0x10000 | ((simhash >> 32) & 0xFFFF)
+        k2 = 0x20000 | ((simhash >> 16) & 0xFFFF)
+        k3 = 0x30000 | (simhash & 0xFFFF)
         by_block = self._by_block
-        for key in keys:
-            tids = by_block.get(key)
-            if tids:
-                for tid in tids:
-                    tpl = templates[tid]
-                    if (tpl.rep ^ simhash).bit_count() <= limit:
-                        self._observe(tpl, simhash, owner, account or owner, t)
-                        return tid
+        if by_block[k0] or by_block[k1] or by_block[k2] or by_block[k3]:
+            templates = self._templates
+            for key in (k0, k1, k2, k3):
+                tids = by_block[key]
+                if tids:
+                    for tid in tids:
+                        tpl = templates[tid]
+                        if (tpl.rep ^ simhash).bit_count() <= limit:
+                            self._observe(tpl, simhash, owner, account or owner, t)
+                            return tid
         singletons = self._singletons
-        for key in keys:
-            slot = singletons.get(key)
-            if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
-                return self._promote(slot, simhash, owner, account or owner, t)
-        entry = (simhash, owner, account or owner)
-        for key in keys:
-            singletons[key] = entry
+        slot = singletons[k0]
+        if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
+            return self._promote(slot, simhash, owner, account or owner, t)
+        slot = singletons[k1]
+        if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
+            return self._promote(slot, simhash, owner, account or owner, t)
+        slot = singletons[k2]
+        if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
+            return self._promote(slot, simhash, owner, account or owner, t)
+        slot = singletons[k3]
+        if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
+            return self._promote(slot, simhash, owner, account or owner, t)
+        singletons[k0] = singletons[k1] = singletons[k2] = singletons[k3] = \
+            (simhash, owner, account or owner)
         return None
 
     def _observe(self, tpl: _Template, simhash: int, owner: str, account: str, t: float) -> None:
@@ -137,9 +156,8 @@ class TemplateIndex:
             tpl.accounts.add(account)
         votes = tpl.bit_votes
         if votes is not None:
-            for bit in range(64):
-                if (simhash >> bit) & 1:
-                    votes[bit] += 1
+            tpl.bit_votes = votes + int.from_bytes(
+                f"{simhash & _BITS64:064b}".encode().translate(_TO_LANES), "big")
             tpl.votes += 1
             if tpl.votes in _REFINE_AT:
                 self._refine(tpl)
@@ -151,8 +169,8 @@ class TemplateIndex:
         assert votes is not None
         half = tpl.votes / 2
         centre = 0
-        for bit in range(64):
-            if votes[bit] > half:
+        for bit, count in enumerate(votes.to_bytes(64, "little")):
+            if count > half:
                 centre |= 1 << bit
         if centre != tpl.rep:
             self._unindex(tpl)
@@ -163,7 +181,7 @@ class TemplateIndex:
     def _merge_near(self, tpl: _Template) -> None:
         """Early instances can found two templates for one; join them once centres meet."""
         for key in _block_keys(tpl.rep):
-            for tid in list(self._by_block.get(key, ())):
+            for tid in list(self._by_block[key] or ()):
                 other = self._templates.get(tid)
                 if other is None or other is tpl or \
                         (other.rep ^ tpl.rep).bit_count() > self.max_distance:
@@ -181,25 +199,30 @@ class TemplateIndex:
                 return
 
     def _index(self, tpl: _Template) -> None:
+        by_block = self._by_block
         for key in _block_keys(tpl.rep):
-            tids = self._by_block.setdefault(key, [])
-            if tpl.tid not in tids:
+            tids = by_block[key]
+            if tids is None:
+                by_block[key] = [tpl.tid]
+            elif tpl.tid not in tids:
                 tids.append(tpl.tid)
 
     def _unindex(self, tpl: _Template) -> None:
+        by_block = self._by_block
         for key in _block_keys(tpl.rep):
-            tids = self._by_block.get(key)
+            tids = by_block[key]
             if tids is not None and tpl.tid in tids:
                 tids.remove(tpl.tid)
                 if not tids:
-                    del self._by_block[key]
+                    by_block[key] = None
 
     def _promote(self, slot: tuple[int, str, str], simhash: int, owner: str, account: str,
                  t: float) -> int:
         first, first_owner, first_account = slot
+        singletons = self._singletons
         for key in _block_keys(first):
-            if self._singletons.get(key) is slot:
-                del self._singletons[key]
+            if singletons[key] is slot:
+                singletons[key] = None
         tid = self._next_tid
         self._next_tid += 1
         tpl = _Template(tid, first, t)
