@@ -2,8 +2,9 @@
 
 Event time only. Accepted events wait in a small buffer until the watermark
 (the largest event time seen minus ``lateness_s``) passes them, and are then
-applied in ``(ts, event_id)`` order, so the same set of events gives the same
-state whatever order they arrived in within the lateness bound. Every
+applied in ``(ts, event_id)`` order (in a batch, once the next tick is due),
+so the same set of events gives the same state whatever order they arrived
+in within the lateness bound. Every
 ``tick_s`` of event time the engine scores the accounts active in that tick;
 every ``cluster_every_ticks`` ticks it links suspects into clusters, scores
 the clusters and runs the alert lifecycle. Nothing here reads the clock.
@@ -16,9 +17,9 @@ the clusters and runs the alert lifecycle. Nothing here reads the clock.
 
 from __future__ import annotations
 
-import heapq
 import math
 import zlib
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from operator import attrgetter
@@ -52,6 +53,8 @@ DETECTOR_VERSION = "extraction-watch/0.1.0"
 _LN2 = math.log(2.0)
 _NOTHING: tuple = ()
 _BY_ID = attrgetter("account_id")
+_EVENT_T = attrgetter("t")
+_EVENT_ORDER = attrgetter("t", "event_id")
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,12 @@ class Engine:
         self._partitions: set[Any] = set()
         self._partition_max: dict[Any, float] = {}
         self._idle: set[Any] = set()
-        self._buffer: list[tuple[float, str, ApiCall]] = []
+        # accepted events not applied yet, in arrival order (sorted when released)
+        self._buffer: list[ApiCall] = []
+        # a tick is due once the watermark passes the earliest buffered event at or
+        # after the next tick boundary (before the first tick: the earliest event)
+        self._due_from = -math.inf
+        self._due_at = math.inf
         self._dedup_now: set[str] = set()
         self._dedup_prev: set[str] = set()
         self._dedup_rotate_t = -math.inf
@@ -180,6 +188,7 @@ class Engine:
             release = decode_model_release(payload)
         except ContractError as err:
             return [self._dead(err.reason, err.message, source, payload)]
+        self._catch_up()
         self._releases[release.model] = release.t
         self._explicit_releases.add(release.model)
         return []
@@ -263,9 +272,10 @@ class Engine:
         if self._max_t is None:
             return out
         final = self._max_t + self.config.lateness_s + self.config.tick_s
-        self._release(math.inf, out)
+        self._apply_released(math.inf, out)
         while self._next_tick is not None and self._next_tick <= final:
             self._tick(self._next_tick, out)
+        self._rearm()
         self.stats.processed = self._applied
         return out
 
@@ -294,15 +304,18 @@ class Engine:
                                f"{format_rfc3339(max_t)}", source, payload or ev.to_dict())]
         # dedup over two rotating generations: exact within the horizon
         eid = ev.event_id
-        if eid in self._dedup_now or eid in self._dedup_prev:
+        dedup = self._dedup_now
+        if eid in dedup or eid in self._dedup_prev:
             return [self._dead("duplicate", f"event_id {eid[:64]!r} was already seen",
                                source, payload or ev.to_dict())]
         if t >= self._dedup_rotate_t:
-            self._dedup_prev = self._dedup_now
-            self._dedup_now = set()
+            self._dedup_prev = dedup
+            dedup = self._dedup_now = set()
             self._dedup_rotate_t = t + cfg.dedup_horizon_s
-        self._dedup_now.add(eid)
-        heapq.heappush(self._buffer, (t, eid, ev))
+        dedup.add(eid)
+        self._buffer.append(ev)
+        if t < self._due_at and t >= self._due_from:
+            self._due_at = t
         if partition is not None:
             return self._advance_partition(partition, t)
         if t > max_t:
@@ -310,80 +323,147 @@ class Engine:
             watermark = t - cfg.lateness_s
             if watermark > self._watermark:
                 self._watermark = watermark
-                out: list = []
-                self._release(watermark, out)
-                return out or _NOTHING
+                if watermark > self._due_at:
+                    out: list = []
+                    self._apply_released(watermark, out)
+                    return out or _NOTHING
         return _NOTHING
 
     def _release(self, watermark: float, out: list) -> None:
+        """The watermark moved to ``watermark``: apply what it passed if a tick is due.
+
+        Events the watermark passed are *released*: their order is final, since
+        any event still to come is at or after the watermark. Released events
+        wait in the buffer until a tick is due (the watermark passed an event
+        at or after the next tick boundary), because nothing reads their effect
+        before that tick; then they are applied in ``(ts, event_id)`` order,
+        each tick evaluated just before the first event at or after its
+        boundary, so the state every tick sees (and every alert) is exactly
+        what applying each event the moment it was released would give.
+        """
+        if watermark > self._due_at:
+            self._apply_released(watermark, out)
+
+    def _apply_released(self, watermark: float, out: list) -> None:
         buffer = self._buffer
-        pop = heapq.heappop
-        apply = self._apply
-        next_tick = self._next_tick
-        while buffer and buffer[0][0] < watermark:
-            t, _, ev = pop(buffer)
-            if next_tick is None:
-                # the tick grid and the stream start come from the first event
-                # applied (the earliest), not the first to arrive
-                self._stream_start = t
-                next_tick = self._next_tick = (math.floor(t / self.config.tick_s) + 1) \
-                    * self.config.tick_s
-            elif t >= next_tick:
-                while self._next_tick is not None and t >= self._next_tick:
-                    self._tick(self._next_tick, out)
+        if buffer:
+            buffer.sort(key=_EVENT_ORDER)  # nearly sorted already: about linear
+            cut = len(buffer) if watermark == math.inf else \
+                bisect_left(buffer, watermark, key=_EVENT_T)
+            if cut:
+                released = buffer[:cut]
+                del buffer[:cut]
                 next_tick = self._next_tick
-            apply(ev)
+                if next_tick is None:
+                    # the tick grid and the stream start come from the first event
+                    # applied (the earliest), not the first to arrive
+                    first = released[0].t
+                    self._stream_start = first
+                    next_tick = self._next_tick = (math.floor(first / self.config.tick_s) + 1) \
+                        * self.config.tick_s
+                last = released[-1].t
+                start = 0
+                while next_tick <= last:
+                    stop = bisect_left(released, next_tick, start, key=_EVENT_T)
+                    if stop > start:
+                        self._apply(released[start:stop])
+                        start = stop
+                    self._tick(next_tick, out)
+                    next_tick = self._next_tick
+                self._apply(released[start:] if start else released)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """Find the buffered event whose release makes the next tick due (buffer sorted)."""
+        next_tick = self._next_tick
+        buffer = self._buffer
+        if next_tick is None:
+            self._due_from = -math.inf
+            self._due_at = buffer[0].t if buffer else math.inf
+        else:
+            self._due_from = next_tick
+            i = bisect_left(buffer, next_tick, key=_EVENT_T)
+            self._due_at = buffer[i].t if i < len(buffer) else math.inf
+
+    def _catch_up(self) -> None:
+        """Apply the released events still waiting for a tick (before a query reads state)."""
+        if self._buffer and self._next_tick is not None:
+            # released events all lie before the next tick boundary: no tick runs here
+            self._apply_released(min(self._watermark, self._next_tick), [])
 
     # ------------------------------------------------------------ per event
-    def _apply(self, ev: ApiCall) -> None:
-        # the per-event path: plain counters only, everything else waits for the tick
-        self._applied += 1
-        account_id = ev.account_id
-        t = ev.t
-        acc = self._accounts.get(account_id)
-        if acc is None:
-            acc = self._accounts[account_id] = AccountState(account_id, ev.org_id, t)
-            acc.in_sample = zlib.crc32(account_id.encode()) % self.config.cohort_learn_one_in == 0
-        simhash = ev.simhash
-        tid = None if simhash is None else self._templates.match(simhash, acc.owner, t, account_id)
-        hit = self._egress_cache.get(ev.client_ip)
-        proxy = hit[1] if hit is not None and hit[0] == ev.asn else \
-            self._egress.key(ev.client_ip, ev.asn)
-        acc.observe(ev, tid, proxy)
-        task, model, cot = ev.task, ev.model, ev.cot
-        templated = tid is not None
-        group = self._proxy_stats.get(proxy)
-        if group is None:
-            group = self._proxy_stats[proxy] = aggregate.initialize(t)
-        aggregate.update(group, account_id, t, task, model, cot, templated)
-        pf = ev.payment_fingerprint
-        if pf is not None:
-            if acc.payment != pf:
-                acc.payment = pf
-                owners = self._payments.setdefault(pf, set())
-                owners.add(acc.owner)
-                self._payment_accounts.setdefault(pf, set()).add(account_id)
-                if len(owners) >= 2 and pf not in self._payment_stats:
-                    # aggregated from the moment a second owner shows up: a card used
-                    # by one customer is not worth the memory
-                    self._payment_stats[pf] = aggregate.initialize(t)
-            group = self._payment_stats.get(pf)
-            if group is not None:
-                aggregate.update(group, account_id, t, task, model, cot, templated)
-        if acc.tick != self._tick_index:
-            acc.tick = self._tick_index
-            self._tick_active.append(acc)
-            self._unscored[account_id] = acc
+    def _apply(self, events: list[ApiCall]) -> None:
+        """Apply released events, in order, all before the next tick boundary.
+
+        The per-event path: plain counters only, everything else waits for the tick.
+        """
+        self._applied += len(events)
+        accounts = self._accounts
+        match = self._templates.match
+        egress_cache = self._egress_cache
+        egress_key = self._egress.key
+        proxy_stats = self._proxy_stats
+        payment_stats = self._payment_stats
+        update = aggregate.update
+        tick_index = self._tick_index
+        tick_active = self._tick_active
+        unscored = self._unscored
         models = self._tick_models
-        models[model] = models.get(model, 0) + 1
-        if model not in self._models_first_seen:
-            self._models_first_seen[model] = t
-            start = self._stream_start if self._stream_start is not None else t
-            if t - start >= self.config.release_warmup_s and model not in self._releases:
-                self._releases[model] = t  # inferred release: first sighting
-        if task is not None:
-            pop_tasks = self._pop_tasks
-            pop_tasks[task] = pop_tasks.get(task, 0) + 1
+        models_first_seen = self._models_first_seen
+        pop_tasks = self._pop_tasks
+        learn_one_in = self.config.cohort_learn_one_in
+        for ev in events:
+            account_id = ev.account_id
+            t = ev.t
+            acc = accounts.get(account_id)
+            if acc is None:
+                acc = accounts[account_id] = AccountState(account_id, ev.org_id, t)
+                acc.in_sample = zlib.crc32(account_id.encode()) % learn_one_in == 0
+            simhash = ev.simhash
+            tid = None if simhash is None else match(simhash, acc.owner, t, account_id)
+            client_ip = ev.client_ip
+            hit = egress_cache.get(client_ip)
+            proxy = hit[1] if hit is not None and hit[0] == ev.asn else \
+                egress_key(client_ip, ev.asn)
+            acc.observe(ev, tid, proxy)
+            task, model, cot = ev.task, ev.model, ev.cot
+            templated = tid is not None
+            group = proxy_stats.get(proxy)
+            if group is None:
+                group = proxy_stats[proxy] = aggregate.initialize(t)
+            update(group, account_id, t, task, model, cot, templated)
+            pf = ev.payment_fingerprint
+            if pf is not None:
+                if acc.payment != pf:
+                    self._new_payment(acc, pf, t)
+                group = payment_stats.get(pf)
+                if group is not None:
+                    update(group, account_id, t, task, model, cot, templated)
+            if acc.tick != tick_index:
+                acc.tick = tick_index
+                tick_active.append(acc)
+                unscored[account_id] = acc
+            models[model] = models.get(model, 0) + 1
+            if model not in models_first_seen:
+                self._first_sighting(model, t)
+            if task is not None:
+                pop_tasks[task] = pop_tasks.get(task, 0) + 1
+
+    def _new_payment(self, acc: AccountState, pf: str, t: float) -> None:
+        acc.payment = pf
+        owners = self._payments.setdefault(pf, set())
+        owners.add(acc.owner)
+        self._payment_accounts.setdefault(pf, set()).add(acc.account_id)
+        if len(owners) >= 2 and pf not in self._payment_stats:
+            # aggregated from the moment a second owner shows up: a card used
+            # by one customer is not worth the memory
+            self._payment_stats[pf] = aggregate.initialize(t)
+
+    def _first_sighting(self, model: str, t: float) -> None:
+        self._models_first_seen[model] = t
+        start = self._stream_start if self._stream_start is not None else t
+        if t - start >= self.config.release_warmup_s and model not in self._releases:
+            self._releases[model] = t  # inferred release: first sighting
 
     # ------------------------------------------------------------- per tick
     def _tick(self, boundary: float, out: list) -> None:
@@ -882,7 +962,7 @@ class Engine:
                          view: dict[str, Any] | None) -> tuple[list[dict], str]:
         ranked = self._cluster_scorer.contributions(view["features"]) if view else []
         return explain_cluster(episode, view, ranked, self._baseline, self._templates,
-                               self.group_summary)
+                               self._group_summary)
 
     # --------------------------------------------------------- checkpoints
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -891,14 +971,20 @@ class Engine:
 
     # ------------------------------------------------------------- queries
     def tracked_accounts(self) -> int:
+        self._catch_up()
         return len(self._accounts)
 
     def tracked_groups(self) -> dict[str, int]:
+        self._catch_up()
         return {"proxy": len(self._proxy_stats), "payment": len(self._payment_stats),
                 "template": len(self._templates)}
 
     def group_summary(self, kind: str, key: str) -> dict[str, Any] | None:
         """Aggregate of one egress network (``kind="proxy"``) or payment fingerprint."""
+        self._catch_up()
+        return self._group_summary(kind, key)
+
+    def _group_summary(self, kind: str, key: str) -> dict[str, Any] | None:
         groups = self._proxy_stats if kind == "proxy" else self._payment_stats
         state = groups.get(key)
         return aggregate.result(state) if state is not None else None
