@@ -370,6 +370,7 @@ class Engine:
                         start = stop
                     self._tick(next_tick, out)
                     next_tick = self._next_tick
+                    assert next_tick is not None
                 self._apply(released[start:] if start else released)
         self._rearm()
 
