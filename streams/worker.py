@@ -202,6 +202,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.timer(IDLE_CHECK_S)
     async def report_idle_partitions() -> None:  # pragma: no cover
         """Say which assigned events partitions have nothing more to read."""
+        try:
+            await asyncio.wait_for(idle_partitions(), timeout=10.0)
+        except Exception as exc:  # noqa: BLE001 - metadata hiccups must not stop the worker
+            log.warning("idle-partition check skipped: %s: %s", type(exc).__name__, exc)
+
+    async def idle_partitions() -> None:  # pragma: no cover
         mine = [tp for tp in app.consumer.assignment() if tp.topic == settings.topic_events]
         if not mine:
             return

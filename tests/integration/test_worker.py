@@ -1,0 +1,335 @@
+"""The worker against the real broker: alerts, dead letters, identity with the
+file replay, 2 workers on 4 partitions, kill -9 and restart, historical replay
+isolation, health and metrics."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka import KafkaAdminClient
+
+from extraction_watch.cli import main as cli_main
+from extraction_watch.produce import produce_file
+from extraction_watch.simulator import simulate
+from models.contract import format_rfc3339, parse_rfc3339
+from streams.config import Settings
+
+from .conftest import consume_all, create_topics
+
+EXE = str(Path(sys.executable).with_name("extraction-watch"))
+_EMITTED = re.compile(rb'"emitted_at":"[^"]*"')
+
+
+# ----------------------------------------------------------------- helpers
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory) -> Path:
+    """A small scenario (~43k events, 14 h, 3 campaigns, a few bad lines) plus a
+    sentinel event 23 h after the end, so the live worker's event time passes
+    every tick the file replay evaluates when it flushes."""
+    out = tmp_path_factory.mktemp("sim")
+    simulate("small", 2, out, hours=14.0)
+    lines = (out / "events.jsonl").read_bytes().splitlines()
+    last = max(orjson.loads(line)["ts"] for line in lines[-200:] if line.startswith(b'{"v":1'))
+    sentinel = {"v": 1, "event_id": "sentinel-end", "ts": format_rfc3339(parse_rfc3339(last) + 23 * 3600),
+                "account_id": "sentinel", "access_path": "api", "client_ip": "192.0.2.1",
+                "model": "claude-sim-3", "features": [], "input_tokens": 1, "output_tokens": 1,
+                "status": 200}
+    with open(out / "events.jsonl", "ab") as fh:
+        fh.write(orjson.dumps(sentinel) + b"\n")
+    return out
+
+
+@pytest.fixture(scope="module")
+def file_replay(sim: Path) -> dict:
+    alerts, dead = sim / "replay-alerts.jsonl", sim / "replay-dead.jsonl"
+    assert cli_main(["replay", "--file", str(sim / "events.jsonl"), "--releases",
+                     str(sim / "releases.jsonl"), "--alerts-out", str(alerts),
+                     "--dead-letters-out", str(dead), "--no-progress"]) == 0
+    return {"alerts": alerts.read_bytes().splitlines(),
+            "dead": [orjson.loads(x) for x in dead.read_bytes().splitlines()]}
+
+
+class Worker:
+    """One ``extraction-watch worker`` process."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = int(env["EXW_WEB_PORT"])
+        self.log = log
+        self.proc = subprocess.Popen([EXE, "worker", "--loglevel", "warning"], env=env,
+                                     stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return 0, b""
+
+    def metric(self, name: str) -> float:
+        status, body = self.get("/metrics")
+        if status != 200:
+            return -1.0
+        match = re.search(rb"^" + name.encode() + rb" ([0-9.e+]+)$", body, re.M)
+        return float(match.group(1)) if match else -1.0
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+
+def _env(prefix: str, bootstrap: str, tmp: Path, app: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "EXW_KAFKA_BOOTSTRAP": bootstrap, "EXW_APP_ID": f"{prefix}{app}",
+        "EXW_TOPIC_EVENTS": f"{prefix}calls", "EXW_TOPIC_RELEASES": f"{prefix}releases",
+        "EXW_TOPIC_ALERTS": f"{prefix}alerts-{app}", "EXW_TOPIC_DEAD_LETTERS": f"{prefix}dlq-{app}",
+        "EXW_DATA_DIR": str(tmp / f"data-{app}"), "EXW_WEB_PORT": str(_free_port()),
+        "EXW_CHECKPOINT_INTERVAL_S": "3",
+    })
+    env.update(extra)
+    return env
+
+
+def _produce(prefix: str, bootstrap: str, sim: Path, partitions: int) -> int:
+    create_topics(bootstrap, {f"{prefix}calls": partitions, f"{prefix}releases": 1})
+    settings = Settings.from_env({}, bootstrap=bootstrap)
+    summary = produce_file(settings, sim / "events.jsonl", sim / "releases.jsonl",
+                           topic=f"{prefix}calls", releases_topic=f"{prefix}releases")
+    return int(summary["events"])
+
+
+def _wait_processed(workers: list[Worker], expected: int, timeout_s: float = 240) -> None:
+    """Until the worker running the engine has applied ``expected`` events and
+    its outputs have settled."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = [w for w in workers if w.proc.poll() is None
+                and w.metric("exw_events_processed_total") >= expected]
+        if done:
+            time.sleep(3)  # let the last publications land
+            return
+        for w in workers:
+            assert w.proc.poll() is None, f"worker exited early:\n{w.tail()}"
+        time.sleep(1)
+    raise AssertionError("workers did not finish in time:\n" + "\n".join(w.tail() for w in workers))
+
+
+def _valid_count(file_replay: dict, total_lines: int) -> int:
+    """Events the live engine has applied once it read everything: all valid
+    ones but the sentinel, which waits in the lateness buffer (nothing after it
+    moves event time on)."""
+    return total_lines - len(file_replay["dead"]) - 1
+
+
+def _alerts_by_update(records) -> dict[tuple[str, int], bytes]:
+    """(alert_id, seq) -> record bytes without emitted_at; a repeat must be identical."""
+    out: dict[tuple[str, int], bytes] = {}
+    for r in records:
+        body = _EMITTED.sub(b'"emitted_at":null', r.value)
+        rec = orjson.loads(body)
+        key = (rec["alert_id"], rec["seq"])
+        assert out.setdefault(key, body) == body, f"update {key} published with different content"
+    return out
+
+
+# ------------------------------------------------------------------- tests
+
+def test_one_partition_worker_matches_the_file_replay_byte_for_byte(
+        kafka_bootstrap, unique_topics, sim, file_replay, tmp_path):
+    prefix = unique_topics
+    total = _produce(prefix, kafka_bootstrap, sim, partitions=1)
+    worker = Worker(_env(prefix, kafka_bootstrap, tmp_path, "one"), tmp_path / "one.log")
+    try:
+        _wait_processed([worker], _valid_count(file_replay, total))
+        status, body = worker.get("/readyz")
+        assert status == 200 and orjson.loads(body)["ready"] is True
+        assert worker.get("/healthz")[0] == 200
+        status, metrics = worker.get("/metrics")
+        assert status == 200
+        for series in (b"exw_events_total", b"exw_dead_letters_total{reason=",
+                       b'exw_alerts_total{kind="cluster"', b"exw_consumer_lag{",
+                       b'exw_tracked_entities{type="account"}', b"exw_checkpoint_bytes",
+                       b"exw_detect_batch_seconds_count"):
+            assert series in metrics, series
+    finally:
+        worker.stop()
+    alerts = consume_all(kafka_bootstrap, f"{prefix}alerts-one")
+    live = [_EMITTED.sub(b'"emitted_at":null', r.value) for r in alerts]
+    replayed = [_EMITTED.sub(b'"emitted_at":null', line) for line in file_replay["alerts"]]
+    assert live, "the worker published no alerts"
+    # the live worker has not flushed the end of the stream: its alerts are the
+    # replay's up to the sentinel's tick, byte for byte
+    assert live == replayed[:len(live)]
+    tail = [orjson.loads(x) for x in replayed[len(live):]]
+    assert all(parse_rfc3339(a["detected_at"]) > parse_rfc3339(
+        orjson.loads(replayed[-1])["detected_at"]) - 3 * 3600 for a in tail)
+    assert len(live) >= len(replayed) - 2
+    for r in alerts:
+        headers = dict(r.headers)
+        rec = orjson.loads(r.value)
+        assert r.key == rec["alert_id"].encode()
+        assert headers["ce_specversion"] == b"1.0"
+        assert headers["ce_id"] == f"{rec['alert_id']}:{rec['seq']}".encode()
+        assert headers["ce_type"] and headers["ce_source"] and headers["ce_time"]
+        assert rec["emitted_at"] and rec["emitted_at"].endswith("Z")
+    # every bad line is one dead letter with its reason, in a header too
+    dead = consume_all(kafka_bootstrap, f"{prefix}dlq-one")
+    reasons = sorted(orjson.loads(r.value)["reason"] for r in dead)
+    assert reasons == sorted(d["reason"] for d in file_replay["dead"])
+    assert all(dict(r.headers)["reason"] == orjson.loads(r.value)["reason"].encode() for r in dead)
+    assert all(orjson.loads(r.value)["source"]["topic"] == f"{prefix}calls" for r in dead)
+
+
+@pytest.fixture(scope="module")
+def four_partitions(kafka_bootstrap, sim, file_replay, tmp_path_factory):
+    """Events on 4 partitions, and the alerts of one uninterrupted worker."""
+    from .conftest import delete_topics, unique_prefix
+
+    prefix = unique_prefix("four")
+    tmp = tmp_path_factory.mktemp("four")
+    total = _produce(prefix, kafka_bootstrap, sim, partitions=4)
+    expected = _valid_count(file_replay, total)
+    worker = Worker(_env(prefix, kafka_bootstrap, tmp, "base"), tmp / "base.log")
+    try:
+        _wait_processed([worker], expected)
+    finally:
+        worker.stop()
+    baseline = _alerts_by_update(consume_all(kafka_bootstrap, f"{prefix}alerts-base"))
+    yield {"prefix": prefix, "tmp": tmp, "expected": expected, "baseline": baseline}
+    delete_topics(kafka_bootstrap, prefix)
+
+
+def test_four_partitions_give_the_file_replay_alerts(four_partitions, file_replay):
+    replayed = {(a["alert_id"], a["seq"]) for a in map(orjson.loads, file_replay["alerts"])}
+    baseline = four_partitions["baseline"]
+    assert baseline and set(baseline) <= replayed
+    assert len(baseline) >= len(replayed) - 2
+
+
+def test_two_workers_count_each_event_once_and_raise_the_same_alerts(
+        kafka_bootstrap, four_partitions):
+    prefix, tmp = four_partitions["prefix"], four_partitions["tmp"]
+    env = _env(prefix, kafka_bootstrap, tmp, "pair")
+    env2 = dict(env, EXW_WEB_PORT=str(_free_port()), EXW_DATA_DIR=str(tmp / "data-pair-2"))
+    workers = [Worker(env, tmp / "pair-1.log"), Worker(env2, tmp / "pair-2.log")]
+    try:
+        _wait_processed(workers, four_partitions["expected"])
+        owners = [w for w in workers if w.metric("exw_engine_owner") == 1.0]
+        assert len(owners) == 1, "exactly one worker runs the engine"
+        # every event counted once in state: the engine applied exactly the valid events
+        assert owners[0].metric("exw_events_processed_total") == four_partitions["expected"]
+        received = sum(max(0.0, w.metric("exw_events_total")) for w in workers)
+        assert received >= four_partitions["expected"]
+    finally:
+        for w in workers:
+            w.stop()
+    pair = _alerts_by_update(consume_all(kafka_bootstrap, f"{prefix}alerts-pair"))
+    assert pair == four_partitions["baseline"]
+
+
+def test_kill_9_and_restart_loses_nothing_and_keeps_alert_ids(kafka_bootstrap, four_partitions):
+    prefix, tmp = four_partitions["prefix"], four_partitions["tmp"]
+    env = _env(prefix, kafka_bootstrap, tmp, "crash", EXW_CHECKPOINT_INTERVAL_S="1")
+    expected = four_partitions["expected"]
+    worker = Worker(env, tmp / "crash-1.log")
+    try:
+        deadline = time.monotonic() + 180
+        while worker.metric("exw_events_processed_total") < expected * 0.4:
+            assert time.monotonic() < deadline and worker.proc.poll() is None, worker.tail()
+            time.sleep(0.2)
+        assert worker.metric("exw_events_processed_total") < expected, "crash came too late"
+        worker.kill()
+        restarted_at = time.monotonic()
+        worker = Worker(env, tmp / "crash-2.log")
+        while worker.get("/readyz")[0] != 200:
+            assert time.monotonic() - restarted_at < 120, worker.tail()
+            time.sleep(0.2)
+        _wait_processed([worker], expected)
+        assert worker.metric("exw_events_processed_total") == expected
+    finally:
+        worker.stop()
+    crashed = _alerts_by_update(consume_all(kafka_bootstrap, f"{prefix}alerts-crash"))
+    assert crashed == four_partitions["baseline"]
+
+
+def test_topic_replay_is_isolated_and_matches_the_live_run(
+        kafka_bootstrap, four_partitions, file_replay, tmp_path):
+    prefix = four_partitions["prefix"]
+    production_alerts = f"{prefix}alerts-base"
+    before = len(consume_all(kafka_bootstrap, production_alerts))
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    groups_before = {g[0] for g in admin.list_consumer_groups()}
+    offsets_before = admin.list_consumer_group_offsets(f"{prefix}base")
+    out = tmp_path / "alerts.jsonl"
+    env = {"EXW_TOPIC_ALERTS": production_alerts}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        # refuses to write into the production alerts topic
+        assert cli_main(["replay", "--bootstrap", kafka_bootstrap, "--topic", f"{prefix}calls",
+                         "--alerts-topic", production_alerts]) == 2
+        assert cli_main(["replay", "--bootstrap", kafka_bootstrap, "--topic", f"{prefix}calls",
+                         "--releases-topic", f"{prefix}releases",
+                         "--alerts-out", str(out)]) == 0
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    replayed = [_EMITTED.sub(b'"emitted_at":null', x) for x in out.read_bytes().splitlines()]
+    expected = [_EMITTED.sub(b'"emitted_at":null', x) for x in file_replay["alerts"]]
+    assert sorted(replayed) == sorted(expected)
+    # nothing written to production, no group created or moved
+    assert len(consume_all(kafka_bootstrap, production_alerts)) == before
+    assert {g[0] for g in admin.list_consumer_groups()} == groups_before
+    assert admin.list_consumer_group_offsets(f"{prefix}base") == offsets_before
+    admin.close()
+
+
+def test_topic_replay_of_a_time_range_reads_only_that_range(kafka_bootstrap, four_partitions,
+                                                            sim, tmp_path):
+    prefix = four_partitions["prefix"]
+    times = sorted(orjson.loads(x)["ts"] for x in (sim / "events.jsonl").read_bytes().splitlines()
+                   if x.startswith(b'{"v":1,"event_id"'))
+    start, end = times[len(times) // 3], times[2 * len(times) // 3]
+    summary_path = tmp_path / "summary.json"
+    assert cli_main(["replay", "--bootstrap", kafka_bootstrap, "--topic", f"{prefix}calls",
+                     "--from", start, "--to", end, "--alerts-out", str(tmp_path / "a.jsonl"),
+                     "--summary-json", str(summary_path)]) == 0
+    summary = orjson.loads(summary_path.read_bytes())
+    in_range = sum(1 for t in times if start <= t < end)
+    # record timestamps are event times at millisecond precision: allow the boundaries' ties
+    assert abs(summary["events"] - in_range) <= 10
+    assert summary["events"] < len(times) // 2
