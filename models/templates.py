@@ -32,6 +32,8 @@ True
 
 from __future__ import annotations
 
+from array import array
+
 __all__ = ["TemplateIndex"]
 
 _BLOCK_SHIFTS = (48, 32, 16, 0)
@@ -55,7 +57,7 @@ def _block_keys(h: int) -> tuple[int, int, int, int]:
 
 class _Template:
     __slots__ = ("tid", "label", "rep", "count", "owners", "accounts", "last_t", "bit_votes",
-                 "votes")
+                 "votes", "aliases")
 
     def __init__(self, tid: int, rep: int, t: float) -> None:
         self.tid = tid
@@ -67,6 +69,7 @@ class _Template:
         self.last_t = t
         self.bit_votes: int | None = 0  # byte lanes, see _TO_LANES
         self.votes = 0
+        self.aliases: list[int] | None = None  # ids of templates merged into this one
 
 
 class TemplateIndex:
@@ -84,10 +87,14 @@ class TemplateIndex:
         self.max_distance = max_distance
         self.max_owners = max_owners
         self._templates: dict[int, _Template] = {}
-        # block key -> template ids, and block key -> the singleton waiting there
-        # (flat lists: indexing one beats hashing into a dict on the hot path)
+        # block key -> template ids (flat lists: indexing one beats hashing into a
+        # dict on the hot path), with a compact "any template here" flag per key
         self._by_block: list[list[int] | None] = [None] * _SLOTS
+        self._has_block = bytearray(_SLOTS)
+        # block key -> the singleton waiting there, and its fingerprint in a packed
+        # array (what every call compares; the entry is read only on a match)
         self._singletons: list[tuple[int, str, str] | None] = [None] * _SLOTS
+        self._single_hash = array("Q", bytes(8 * _SLOTS))
         self._next_tid = 1
 
     # -- queries -----------------------------------------------------------
@@ -114,15 +121,19 @@ class TemplateIndex:
 
     # -- the hot path ------------------------------------------------------
     def match(self, simhash: int, owner: str, t: float, account: str | None = None) -> int | None:
-        """Return the template id of ``simhash`` (None while it is a singleton)."""
+        """Return the template id of ``simhash`` (None while it is a singleton).
+
+        ``simhash`` is a 64-bit fingerprint (an int in ``[0, 2**64)``).
+        """
         limit = self.max_distance
         k0 = (simhash >> 48) & 0xFFFF
         k1 = 0x10000 | ((simhash >> 32) & 0xFFFF)
         k2 = 0x20000 | ((simhash >> 16) & 0xFFFF)
         k3 = 0x30000 | (simhash & 0xFFFF)
-        by_block = self._by_block
-        if by_block[k0] or by_block[k1] or by_block[k2] or by_block[k3]:
+        has_block = self._has_block
+        if has_block[k0] or has_block[k1] or has_block[k2] or has_block[k3]:
             templates = self._templates
+            by_block = self._by_block
             for key in (k0, k1, k2, k3):
                 tids = by_block[key]
                 if tids:
@@ -131,19 +142,18 @@ class TemplateIndex:
                         if (tpl.rep ^ simhash).bit_count() <= limit:
                             self._observe(tpl, simhash, owner, account or owner, t)
                             return tid
+        # a slot's packed fingerprint is meaningful only while its entry is set
+        hashes = self._single_hash
         singletons = self._singletons
-        slot = singletons[k0]
-        if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
+        if (hashes[k0] ^ simhash).bit_count() <= limit and (slot := singletons[k0]) is not None:
             return self._promote(slot, simhash, owner, account or owner, t)
-        slot = singletons[k1]
-        if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
+        if (hashes[k1] ^ simhash).bit_count() <= limit and (slot := singletons[k1]) is not None:
             return self._promote(slot, simhash, owner, account or owner, t)
-        slot = singletons[k2]
-        if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
+        if (hashes[k2] ^ simhash).bit_count() <= limit and (slot := singletons[k2]) is not None:
             return self._promote(slot, simhash, owner, account or owner, t)
-        slot = singletons[k3]
-        if slot is not None and (slot[0] ^ simhash).bit_count() <= limit:
+        if (hashes[k3] ^ simhash).bit_count() <= limit and (slot := singletons[k3]) is not None:
             return self._promote(slot, simhash, owner, account or owner, t)
+        hashes[k0] = hashes[k1] = hashes[k2] = hashes[k3] = simhash
         singletons[k0] = singletons[k1] = singletons[k2] = singletons[k3] = \
             (simhash, owner, account or owner)
         return None
@@ -193,9 +203,12 @@ class TemplateIndex:
                 keep.last_t = max(keep.last_t, drop.last_t)
                 keep.owners |= drop.owners
                 keep.accounts |= drop.accounts
-                for alias, target in list(self._templates.items()):
-                    if target is drop:
-                        self._templates[alias] = keep  # old ids resolve to the survivor
+                # old ids resolve to the survivor (all of a template's ids expire together)
+                moved = [drop.tid] + drop.aliases if drop.aliases else [drop.tid]
+                for alias in moved:
+                    self._templates[alias] = keep
+                keep.aliases = keep.aliases + moved if keep.aliases else moved
+                drop.aliases = None
                 return
 
     def _index(self, tpl: _Template) -> None:
@@ -204,6 +217,7 @@ class TemplateIndex:
             tids = by_block[key]
             if tids is None:
                 by_block[key] = [tpl.tid]
+                self._has_block[key] = 1
             elif tpl.tid not in tids:
                 tids.append(tpl.tid)
 
@@ -215,6 +229,7 @@ class TemplateIndex:
                 tids.remove(tpl.tid)
                 if not tids:
                     by_block[key] = None
+                    self._has_block[key] = 0
 
     def _promote(self, slot: tuple[int, str, str], simhash: int, owner: str, account: str,
                  t: float) -> int:
