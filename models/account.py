@@ -33,9 +33,9 @@ class AccountState:
     """
 
     __slots__ = (
-        "account_id", "owner", "org_id", "payment", "tls", "created_t",
+        "account_id", "owner", "org_id", "payment", "created_t",
         "first_t", "last_t", "n", "n_hashed", "in_tokens", "out_tokens",
-        "p_cot", "p_cot_n", "p_gap_n", "p_gap_sum", "p_gap_sq", "n_folded",
+        "p_cot", "p_cot_n", "p_gap_sum", "p_gap_sq", "n_folded",
         "w_t", "w_n", "w_cot", "w_cot_n", "gap_n", "gap_sum", "gap_sq",
         "tasks", "templates", "proxies", "main_proxy",
         "tick", "scored_t", "tick_models", "last_event_id", "recent_t",
@@ -48,7 +48,6 @@ class AccountState:
         self.org_id = org_id
         self.owner = f"org:{org_id}" if org_id else f"acct:{account_id}"
         self.payment: str | None = None
-        self.tls: str | None = None
         self.created_t: float | None = None
         self.first_t = t
         self.last_t = t
@@ -56,10 +55,9 @@ class AccountState:
         self.n_hashed = 0
         self.in_tokens = 0
         self.out_tokens = 0
-        # pending (not yet folded) sums
+        # pending (not yet folded) sums; the pending gap count is derived from n
         self.p_cot = 0.0
         self.p_cot_n = 0
-        self.p_gap_n = 0
         self.p_gap_sum = 0.0
         self.p_gap_sq = 0.0
         self.n_folded = 0
@@ -92,12 +90,15 @@ class AccountState:
         self.keys_t = -math.inf
 
     def observe(self, ev, template_id: int | None, proxy_key: str) -> None:
-        """Count one API call (already decoded and in event-time order)."""
+        """Count one API call (already decoded and in event-time order).
+
+        The engine runs an inlined copy of this method on its per-event path
+        (``Engine._apply``): change both together.
+        """
         t = ev.t
         if self.n:
             # log inter-arrival: humans are bursty (wide spread), scripts are not
             lg = math.log1p(t - self.last_t)
-            self.p_gap_n += 1
             self.p_gap_sum += lg
             self.p_gap_sq += lg * lg
         self.n += 1
@@ -132,8 +133,6 @@ class AccountState:
         models = self.tick_models
         if models is not None:  # only kept for accounts inside an alerted cluster
             models[ev.model] = models.get(ev.model, 0) + 1
-        if ev.tls_fingerprint is not None:
-            self.tls = ev.tls_fingerprint
         if ev.account_created_t is not None:
             self.created_t = ev.account_created_t
         self.last_event_id = ev.event_id
@@ -149,7 +148,9 @@ class AccountState:
         self.w_n = self.w_n * decay + (self.n - self.n_folded)
         self.w_cot = self.w_cot * decay + self.p_cot
         self.w_cot_n = self.w_cot_n * decay + self.p_cot_n
-        self.gap_n = self.gap_n * decay + self.p_gap_n
+        # every event but the account's very first one closes a gap
+        gaps = self.n - self.n_folded - (1 if self.n_folded == 0 and self.n > 0 else 0)
+        self.gap_n = self.gap_n * decay + gaps
         self.gap_sum = self.gap_sum * decay + self.p_gap_sum
         self.gap_sq = self.gap_sq * decay + self.p_gap_sq
         if dt > 0.0:
@@ -157,7 +158,6 @@ class AccountState:
         self.n_folded = self.n
         self.p_cot = 0.0
         self.p_cot_n = 0
-        self.p_gap_n = 0
         self.p_gap_sum = 0.0
         self.p_gap_sq = 0.0
 

@@ -28,7 +28,7 @@ from typing import Any
 from river import drift
 
 from models import aggregate
-from models.account import AccountState
+from models.account import MAX_PROXIES, MAX_TEMPLATES, RECENT_TIMES, AccountState, _prune
 from models.account_score import AccountScorer
 from models.alerts import SEVERITY_RANK, AlertEpisode
 from models.cluster_score import ClusterScorer, co_activity, dispersion_balance, js_divergence
@@ -413,6 +413,8 @@ class Engine:
         models_first_seen = self._models_first_seen
         pop_tasks = self._pop_tasks
         learn_one_in = self.config.cohort_learn_one_in
+        log1p = math.log1p
+        max_accounts = aggregate.MAX_ACCOUNTS
         for ev in events:
             account_id = ev.account_id
             t = ev.t
@@ -426,13 +428,75 @@ class Engine:
             hit = egress_cache.get(client_ip)
             proxy = hit[1] if hit is not None and hit[0] == ev.asn else \
                 egress_key(client_ip, ev.asn)
-            acc.observe(ev, tid, proxy)
             task, model, cot = ev.task, ev.model, ev.cot
             templated = tid is not None
+
+            # the account: AccountState.observe(ev, tid, proxy), inlined (keep in step;
+            # tests/models/test_engine.py checks that both give the same state)
+            if acc.n:
+                lg = log1p(t - acc.last_t)
+                acc.p_gap_sum += lg
+                acc.p_gap_sq += lg * lg
+            acc.n += 1
+            acc.last_t = t
+            acc.in_tokens += ev.input_tokens
+            acc.out_tokens += ev.output_tokens
+            if cot is not None:
+                acc.p_cot += cot
+                acc.p_cot_n += 1
+            if task is not None:
+                counts = acc.tasks
+                counts[task] = counts.get(task, 0) + 1
+                if len(counts) > 16:
+                    _prune(counts, 12)
+            if simhash is not None:
+                acc.n_hashed += 1
+                if tid is not None:
+                    used = acc.templates
+                    used[tid] = used.get(tid, 0) + 1
+                    if len(used) > 2 * MAX_TEMPLATES:
+                        _prune(used, MAX_TEMPLATES)
+            counts = acc.proxies
+            count = counts.get(proxy, 0) + 1
+            counts[proxy] = count
+            main = acc.main_proxy
+            if proxy != main and (main is None or count > counts.get(main, 0)):
+                acc.main_proxy = proxy
+            if len(counts) > 2 * MAX_PROXIES:
+                _prune(counts, MAX_PROXIES)
+            cluster_models = acc.tick_models
+            if cluster_models is not None:  # only kept for accounts inside an alerted cluster
+                cluster_models[model] = cluster_models.get(model, 0) + 1
+            if ev.account_created_t is not None:
+                acc.created_t = ev.account_created_t
+            acc.last_event_id = ev.event_id
+            recent = acc.recent_t
+            recent.append(t)
+            if len(recent) > RECENT_TIMES:
+                del recent[0]
+
+            # its egress network: aggregate.update(group, ...), inlined (keep in step)
             group = proxy_stats.get(proxy)
             if group is None:
                 group = proxy_stats[proxy] = aggregate.initialize(t)
-            update(group, account_id, t, task, model, cot, templated)
+            group["n"] += 1
+            group["last_t"] = t
+            members = group["accounts"]
+            if len(members) < max_accounts:
+                members.add(account_id)
+            if templated:
+                group["templated"] += 1
+            if cot is not None:
+                group["cot_sum"] += cot
+                group["cot_n"] += 1
+            if task is not None:
+                counts = group["tasks"]
+                if task in counts or len(counts) < 16:
+                    counts[task] = counts.get(task, 0) + 1
+            counts = group["models"]
+            if model in counts or len(counts) < 16:
+                counts[model] = counts.get(model, 0) + 1
+
             pf = ev.payment_fingerprint
             if pf is not None:
                 if acc.payment != pf:
@@ -971,6 +1035,15 @@ class Engine:
         self._egress_cache = self._egress._cache  # re-link the hot-path alias
 
     # ------------------------------------------------------------- queries
+    def applied_events(self) -> int:
+        """Events applied to state so far (later ones wait for the watermark)."""
+        self._catch_up()
+        return self._applied
+
+    def buffered_events(self) -> int:
+        """Accepted events waiting for the watermark to pass them."""
+        return len(self._buffer)
+
     def tracked_accounts(self) -> int:
         self._catch_up()
         return len(self._accounts)

@@ -106,3 +106,50 @@ def test_idle_accounts_are_evicted_after_ttl():
     engine.flush()
     assert "old" not in engine._accounts and "busy" in engine._accounts
     assert engine.stats.evicted_accounts >= 1
+
+
+def test_inlined_per_event_accounting_matches_account_observe_and_aggregate_update(tmp_path):
+    """Engine._apply inlines AccountState.observe and aggregate.update: same state."""
+    from extraction_watch.simulator import simulate
+    from models import aggregate
+    from models.account import AccountState
+    from models.egress import EgressKeyer
+    from models.templates import TemplateIndex
+
+    class Recording(Engine):
+        def _apply(self, events):
+            applied.extend(events)
+            super()._apply(events)
+
+    applied: list = []
+    simulate("small", 5, tmp_path, hours=3.0)
+    # no tick runs, so no account is folded: the pending sums stay comparable
+    engine = Recording(EngineConfig(tick_s=1e9))
+    for line in (tmp_path / "events.jsonl").read_bytes().splitlines():
+        engine.process(line)
+    engine.tracked_accounts()  # applies what the watermark passed
+    assert len(applied) > 1000
+
+    accounts: dict[str, AccountState] = {}
+    groups: dict[str, dict] = {}
+    index = TemplateIndex(max_distance=engine.config.template_max_distance)
+    keyer = EgressKeyer()
+    for ev in applied:
+        acc = accounts.get(ev.account_id)
+        if acc is None:
+            acc = accounts[ev.account_id] = AccountState(ev.account_id, ev.org_id, ev.t)
+        tid = None if ev.simhash is None else index.match(ev.simhash, acc.owner, ev.t,
+                                                          ev.account_id)
+        proxy = keyer.key(ev.client_ip, ev.asn)
+        acc.observe(ev, tid, proxy)
+        group = groups.setdefault(proxy, aggregate.initialize(ev.t))
+        aggregate.update(group, ev.account_id, ev.t, ev.task, ev.model, ev.cot, tid is not None)
+
+    assert set(accounts) == set(engine._accounts)
+    skip = {"tick", "in_sample", "payment"}
+    for account_id, ref in accounts.items():
+        got = engine._accounts[account_id]
+        for name in AccountState.__slots__:
+            if name not in skip:
+                assert getattr(got, name) == getattr(ref, name), (account_id, name)
+    assert engine._proxy_stats == groups
