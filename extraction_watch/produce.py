@@ -187,7 +187,7 @@ def produce_file(settings: Settings, events_path: str | Path,
 
     Returns counts: ``events`` sent, ``unparseable`` (not a JSON object, sent
     without key), ``unkeyed`` (sent without key, unparseable included),
-    ``untimed`` (stamped with the sending time), ``blank_lines`` skipped,
+    ``untimed`` (stamped with the previous event's time), ``blank_lines`` skipped,
     ``releases`` sent, ``too_large`` (refused by the client, not sent),
     ``failed`` (delivery failures by exception type), ``seconds``,
     ``events_per_s``, ``topic``, ``releases_topic``.
@@ -239,6 +239,7 @@ def produce_file(settings: Settings, events_path: str | Path,
                         counts["releases"] += 1
         handle = _open(events_path)
         try:
+            last_ts_ms: int | None = None
             for line in _lines(handle, chunked=handle is not sys.stdin.buffer):
                 if limit is not None and counts["events"] >= limit:
                     break
@@ -247,6 +248,14 @@ def produce_file(settings: Settings, events_path: str | Path,
                     continue
                 key, ts_ms, is_object = _key_and_timestamp(line, "account_id", "ts",
                                                            int(time.time() * 1000))
+                if ts_ms is None:
+                    counts["untimed"] += 1
+                    # the previous event's time, not the sending time: one record
+                    # stamped "now" among historical ones would end every
+                    # partition's time index there, and replay --from/--to with it
+                    ts_ms = last_ts_ms
+                else:
+                    last_ts_ms = ts_ms
                 if pacer is not None:
                     pacer.take()
                 if not sender.send(topic, line, key, ts_ms):
@@ -254,7 +263,6 @@ def produce_file(settings: Settings, events_path: str | Path,
                 counts["events"] += 1
                 counts["unparseable"] += not is_object
                 counts["unkeyed"] += key is None
-                counts["untimed"] += ts_ms is None
         finally:
             if handle is not sys.stdin.buffer:
                 handle.close()
@@ -275,7 +283,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                 if summary["releases"] else "")
     text = (f"produced {summary['events']:,} events to {summary['topic']} "
             f"({summary['unparseable']:,} unparseable lines, {summary['unkeyed']:,} without key, "
-            f"{summary['untimed']:,} stamped with the sending time){releases} "
+            f"{summary['untimed']:,} stamped with the previous event's time){releases} "
             f"in {summary['seconds']:.1f} s: {summary['events_per_s']:,.0f} events/s")
     if summary["too_large"]:
         text += f"; {summary['too_large']:,} lines too large for the producer, not sent"

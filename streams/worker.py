@@ -405,7 +405,8 @@ def gauges(state: WorkerState) -> dict[str, list[tuple[dict[str, str], float]]]:
         engine = reducer.engine
         out["exw_tracked_entities"] = [({"type": "account"}, float(engine.tracked_accounts()))] + [
             ({"type": kind}, float(n)) for kind, n in engine.tracked_groups().items()]
-        out["exw_events_processed_total"] = [({}, float(engine.stats.processed))]
+        out["exw_events_processed_total"] = [({}, float(engine.applied_events()))]
+        out["exw_events_buffered"] = [({}, float(engine.buffered_events()))]
         out["exw_engine_watermark_seconds"] = [({}, max(engine.watermark(), 0.0))]
         counts: Counter[str] = Counter(engine.stats.dead_letters)
         out["exw_engine_dead_letters"] = [({"reason": r}, float(n)) for r, n in sorted(counts.items())]
