@@ -597,7 +597,8 @@ class Engine:
             if preliminary >= cfg.cohort_min_score or learn:
                 acc.cohort = self._cohort.score_then_learn(features, learn=learn)
                 acc.cohort_t = now
-        score = self._scorer.score(features, acc.cohort)
+        # (with no cohort score the final score is the preliminary one)
+        score = preliminary if acc.cohort == 0.0 else self._scorer.score(features, acc.cohort)
         acc.score = score
         acc.features = features
         if score >= cfg.suspect_score:
@@ -669,11 +670,12 @@ class Engine:
                    or (k[0] == "egress" and n < cfg.egress_min_suspects)}
         by_id = {a.account_id: a for a in live}
         for account_id, keys in keys_by_id.items():
-            kept = [k for k in keys if k not in crowded]
+            kept = keys if crowded.isdisjoint(keys) else [k for k in keys if k not in crowded]
             # an egress network only joins accounts already tied by a payment method or a
             # non-crowded template (or that elicit reasoning traces): it bridges fragments
-            # of one operation, it does not recruit its ordinary neighbours
-            if not any(k[0] != "egress" for k in kept) and \
+            # of one operation, it does not recruit its ordinary neighbours (an egress
+            # key is an account's last key, so it is first only when it is alone)
+            if (not kept or kept[0][0] == "egress") and \
                     by_id[account_id].features.get("cot", 0.0) < 0.5:
                 kept = []
             keys_by_id[account_id] = kept
@@ -697,20 +699,42 @@ class Engine:
     def _cluster_features(self, members: list[AccountState], now: float) -> dict[str, float]:
         cfg = self.config
         n = len(members)
+        half_life_s = cfg.half_life_s
+        exp = math.exp
         tasks: dict[str, int] = {}
         volumes = []
         egress: dict[str, set[str]] = {}
+        first_t = math.inf
+        # running sums in member order (as sum() over the members would add them)
+        age_sum = template_share = cot = youth = 0.0
+        shared_payment = 0
         for m in members:
             for task, count in m.tasks.items():
                 tasks[task] = tasks.get(task, 0) + count
-            volumes.append(m.volume_at(now, cfg.half_life_s))
-            proxy = m.top_proxy()
+            # m.volume_at(now, half_life_s), inlined
+            dt = now - m.w_t
+            volumes.append((m.w_n * exp(-_LN2 * dt / half_life_s) if dt > 0.0 else m.w_n)
+                           + (m.n - m.n_folded))
+            proxy = m.main_proxy
             if proxy is not None:
-                egress.setdefault(proxy, set()).add(m.owner)
+                owners = egress.get(proxy)
+                if owners is None:
+                    egress[proxy] = {m.owner}
+                else:
+                    owners.add(m.owner)
+            if m.first_t < first_t:
+                first_t = m.first_t
+            age_sum += now - m.first_t
+            f = m.features
+            template_share += f.get("template_share", 0.0)
+            cot += f.get("cot", 0.0)
+            youth += f.get("youth", 0.0)
+            if f.get("shared_payment", 0.0) > 0:
+                shared_payment += 1
         # members whose main egress network carries at least two other owners of the cluster
         overlap = sum(len(owners) for owners in egress.values() if len(owners) >= 3) / n
         # request rate: decayed volume over the time it could have accumulated in
-        span = now - min(m.first_t for m in members)
+        span = now - first_t
         horizon_s = max(cfg.tick_s, min(span, cfg.half_life_s / _LN2))
         rate_per_h = sum(volumes) / horizon_s * 3600.0
         horizon = now - cfg.sync_window_s
@@ -720,13 +744,13 @@ class Engine:
         # ratio ~1 for independent people; a farm firing waves is far above
         synchrony = min(1.0, max(0.0, math.log(ratio) / math.log(50.0))) if ratio > 1.0 else 0.0
         return {
-            "template_share": sum(m.features.get("template_share", 0.0) for m in members) / n,
-            "cot": sum(m.features.get("cot", 0.0) for m in members) / n,
-            "youth": sum(m.features.get("youth", 0.0) for m in members) / n,
-            "shared_payment": sum(1.0 for m in members if m.features.get("shared_payment", 0.0) > 0) / n,
+            "template_share": template_share / n,
+            "cot": cot / n,
+            "youth": youth / n,
+            "shared_payment": shared_payment / n,
             # volumes only tell a farm from a crowd once heavy tails had time to show
-            "balance": dispersion_balance(volumes) if sum(now - m.first_t for m in members)
-            >= n * cfg.balance_min_span_s else 0.0,
+            "balance": dispersion_balance(volumes) if age_sum >= n * cfg.balance_min_span_s
+            else 0.0,
             "synchrony": synchrony,
             "divergence": js_divergence(tasks, self._pop_tasks),
             "egress_overlap": overlap,
@@ -752,9 +776,10 @@ class Engine:
         """
         cfg = self.config
         member_ids = set(episode.members)
-        usage: Counter = Counter()
+        usage: dict[int, int] = {}
         for m in members:
-            usage.update(m.templates)
+            for tid, count in m.templates.items():
+                usage[tid] = usage.get(tid, 0) + count
         campaign_templates = []
         for tid, _ in sorted(usage.items(), key=lambda kv: (-kv[1], kv[0]))[:32]:
             users = self._templates.accounts(tid)
@@ -765,9 +790,13 @@ class Engine:
         for tid in campaign_templates:
             candidates |= self._templates.accounts(tid)
         paid_together: set[str] = set()
+        payments_seen: set[str] = set()
         for m in members:
-            if m.payment is not None and len(self._payments.get(m.payment, ())) >= 2:
-                paid_together |= self._payment_accounts.get(m.payment, set())
+            pf = m.payment
+            if pf is not None and pf not in payments_seen:
+                payments_seen.add(pf)
+                if len(self._payments.get(pf, ())) >= 2:
+                    paid_together |= self._payment_accounts.get(pf, set())
         candidates |= paid_together
         candidates -= member_ids
         for account_id in sorted(candidates):
@@ -807,10 +836,20 @@ class Engine:
             first_seen = min(m.first_t for m in members)
             episode = AlertEpisode.open("cluster", members[0].account_id, first_seen, "cluster")
             self._episodes[episode.alert_id] = episode
+        alert_id = episode.alert_id
+        scores = episode.members
+        member_episode = self._member_episode
+        last_active_t = episode.last_active_t
         for m in members:
-            episode.members[m.account_id] = round(m.score, 4)
-            self._join(m.account_id, episode.alert_id)
-            episode.last_active_t = max(episode.last_active_t, m.last_t)
+            scores[m.account_id] = round(m.score, 4)
+            # self._join(m.account_id, alert_id), inlined (a member is a tracked account)
+            member_episode[m.account_id] = alert_id
+            m.cluster = alert_id
+            if m.tick_models is None:
+                m.tick_models = {}
+            if m.last_t > last_active_t:
+                last_active_t = m.last_t
+        episode.last_active_t = last_active_t
         # absorb episodes this cluster now contains
         for other_id in sorted(overlap):
             if other_id == episode.alert_id or other_id not in self._episodes:
