@@ -182,10 +182,10 @@ class ContractError(ValueError):
 # Fixed-width date-time prefix (16 chars, up to the minute), then seconds,
 # optional fraction, offset. ASCII digits only: str.isdigit and int() would
 # accept other scripts' digits.
-_TS_RE = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2})"
-    r":([0-9]{2})(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
-)
+_TS_SUFFIX = r":([0-9]{2})(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+_TS_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2})" + _TS_SUFFIX)
+# the part after the 16-character minute prefix, on its own
+_TS_SUFFIX_RE = re.compile(_TS_SUFFIX)
 # "YYYY-MM-DDTHH:MM" -> epoch seconds of that minute read as UTC.
 _minute_epochs: dict[str, int] = {}
 # ":SS[.fff]Z" or ":SS[.fff]+HH:MM" -> seconds to add to the minute (offset applied).
@@ -204,20 +204,10 @@ def _epoch_slow(s: str) -> float | None:
         local = datetime(int(year), int(month), int(day), int(hour), int(minute))
     except ValueError:
         return None
-    sec = int(second)
-    # Second 60 is a leap second. Without a leap-second table we accept it on
-    # any minute and fold it onto the next minute's first second, as POSIX
-    # time does (23:59:60Z and 00:00:00Z the next day give the same epoch).
-    if sec > 60:
+    rest = _suffix_value(second, fraction, sign, off_h, off_m)
+    if rest is None:
         return None
-    offset = 0
-    if sign is not None:
-        oh, om = int(off_h), int(off_m)
-        if oh > 23 or om > 59:
-            return None
-        offset = (oh * 3600 + om * 60) * (1 if sign == "+" else -1)
     base = (local.toordinal() - _EPOCH_ORDINAL) * 86400 + local.hour * 3600 + local.minute * 60
-    rest = sec - offset + (int(fraction) / 10 ** len(fraction) if fraction else 0)
     if len(_minute_epochs) > _CACHE_LIMIT:
         _minute_epochs.clear()
     if len(_suffix_seconds) > _CACHE_LIMIT:
@@ -226,6 +216,37 @@ def _epoch_slow(s: str) -> float | None:
     _suffix_seconds[s[16:]] = rest
     t = base + rest
     return t if 0 <= t < _T_END else None
+
+
+def _suffix_value(second: str, fraction: str | None, sign: str | None, off_h: str | None,
+                  off_m: str | None) -> float | None:
+    """Seconds to add to the minute for ``:SS[.fff](Z|+HH:MM)`` (offset applied), or None."""
+    sec = int(second)
+    # Second 60 is a leap second. Without a leap-second table we accept it on
+    # any minute and fold it onto the next minute's first second, as POSIX
+    # time does (23:59:60Z and 00:00:00Z the next day give the same epoch).
+    if sec > 60:
+        return None
+    offset = 0
+    if sign is not None:
+        oh, om = int(off_h), int(off_m)  # type: ignore[arg-type]
+        if oh > 23 or om > 59:
+            return None
+        offset = (oh * 3600 + om * 60) * (1 if sign == "+" else -1)
+    return sec - offset + (int(fraction) / 10 ** len(fraction) if fraction else 0)
+
+
+def _suffix_seconds_slow(suffix: str) -> float | None:
+    """Validate the part after a (valid, cached) minute prefix; cache and return its value."""
+    match = _TS_SUFFIX_RE.fullmatch(suffix)
+    if match is None:
+        return None
+    rest = _suffix_value(*match.groups())
+    if rest is not None:
+        if len(_suffix_seconds) > _CACHE_LIMIT:
+            _suffix_seconds.clear()
+        _suffix_seconds[suffix] = rest
+    return rest
 
 
 def _epoch(s: str) -> float | None:
@@ -300,17 +321,26 @@ def format_rfc3339(t: float) -> str:
 _ip_validity: dict[str, bool] = {}
 
 
+# A dotted quad exactly as ipaddress.IPv4Address accepts it (ASCII digits, no
+# leading zeros, 0..255): the common case, decided without the ipaddress module.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}").fullmatch
+
+
 def _ip_ok_slow(s: str) -> bool:
     # Zone ids ("fe80::1%eth0") are link-local details, not an address we can
     # correlate on; the JSON Schema "ipv6" format rejects them too.
     if len(s) > _MAX_IP_CHARS or "%" in s:
         return False
-    try:
-        ipaddress.ip_address(s)
-    except ValueError:
-        ok = False
-    else:
+    if _IPV4(s) is not None:
         ok = True
+    else:
+        try:
+            ipaddress.ip_address(s)
+        except ValueError:
+            ok = False
+        else:
+            ok = True
     if len(_ip_validity) > _CACHE_LIMIT:
         _ip_validity.clear()
     _ip_validity[s] = ok
@@ -913,6 +943,9 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
     minute = _minute_epochs.get(ts[:16])
     rest = _suffix_seconds.get(ts[16:])
     t: float | None
+    if minute is not None and rest is None:
+        # a new second or millisecond in a known minute: only the suffix to check
+        rest = _suffix_seconds_slow(ts[16:])
     if minute is None or rest is None:
         t = _epoch_slow(ts)
         if t is None:
