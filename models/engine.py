@@ -55,6 +55,8 @@ _NOTHING: tuple = ()
 _BY_ID = attrgetter("account_id")
 _EVENT_T = attrgetter("t")
 _EVENT_ORDER = attrgetter("t", "event_id")
+_MODEL = attrgetter("model")
+_TASK = attrgetter("task")
 
 
 @dataclass(frozen=True)
@@ -158,8 +160,8 @@ class Engine:
         self._suspects: dict[str, AccountState] = {}
         self._payments: dict[str, set[str]] = {}  # payment fingerprint -> owners
         self._payment_accounts: dict[str, set[str]] = {}
-        self._proxy_stats: dict[str, dict[str, Any]] = {}
-        self._payment_stats: dict[str, dict[str, Any]] = {}
+        self._proxy_stats: dict[str, aggregate.GroupState] = {}
+        self._payment_stats: dict[str, aggregate.GroupState] = {}
         self._pop_tasks: dict[str, int] = {}
         self._models_first_seen: dict[str, float] = {}
         self._releases: dict[str, float] = {}
@@ -479,21 +481,21 @@ class Engine:
             group = proxy_stats.get(proxy)
             if group is None:
                 group = proxy_stats[proxy] = aggregate.initialize(t)
-            group["n"] += 1
-            group["last_t"] = t
-            members = group["accounts"]
+            group.n += 1
+            group.last_t = t
+            members = group.accounts
             if len(members) < max_accounts:
                 members.add(account_id)
             if templated:
-                group["templated"] += 1
+                group.templated += 1
             if cot is not None:
-                group["cot_sum"] += cot
-                group["cot_n"] += 1
+                group.cot_sum += cot
+                group.cot_n += 1
             if task is not None:
-                counts = group["tasks"]
+                counts = group.tasks
                 if task in counts or len(counts) < 16:
                     counts[task] = counts.get(task, 0) + 1
-            counts = group["models"]
+            counts = group.models
             if model in counts or len(counts) < 16:
                 counts[model] = counts.get(model, 0) + 1
 
@@ -508,11 +510,15 @@ class Engine:
                 acc.tick = tick_index
                 tick_active.append(acc)
                 unscored[account_id] = acc
-            models[model] = models.get(model, 0) + 1
+        # population mixes, counted per batch (new keys in order of first appearance)
+        for model, count in Counter(map(_MODEL, events)).items():
+            models[model] = models.get(model, 0) + count
             if model not in models_first_seen:
-                self._first_sighting(model, t)
+                first = next(ev for ev in events if ev.model == model)
+                self._first_sighting(model, first.t)
+        for task, count in Counter(map(_TASK, events)).items():
             if task is not None:
-                pop_tasks[task] = pop_tasks.get(task, 0) + 1
+                pop_tasks[task] = pop_tasks.get(task, 0) + count
 
     def _new_payment(self, acc: AccountState, pf: str, t: float) -> None:
         acc.payment = pf
@@ -649,7 +655,7 @@ class Engine:
         if key[0] == "tpl":
             return len(self._templates.accounts(key[1]))
         group = self._proxy_stats.get(key[1])
-        return len(group["accounts"]) if group is not None else 0
+        return len(group.accounts) if group is not None else 0
 
     def _rebuild_clusters(self, now: float, out: list) -> None:
         cfg = self.config
@@ -1002,7 +1008,7 @@ class Engine:
         self.stats.evicted_accounts += len(stale)
         self._templates.expire(cutoff)
         for groups in (self._proxy_stats, self._payment_stats):
-            for key in [k for k, g in groups.items() if g["last_t"] < cutoff]:
+            for key in [k for k, g in groups.items() if g.last_t < cutoff]:
                 del groups[key]
 
     # ------------------------------------------------------------ records
