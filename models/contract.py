@@ -811,8 +811,32 @@ class ApiCall:
         if len(values) != len(_SLOTS):
             raise ValueError(f"compact event has {len(values)} fields, expected {len(_SLOTS)}")
         event = _new_object(ApiCall)
-        for name, value in zip(_SLOTS, values, strict=True):
-            _set_attr(event, name, value)
+        (
+            event.event_id,
+            event.ts,
+            event.t,
+            event.account_id,
+            event.org_id,
+            event.api_key_id,
+            event.access_path,
+            event.client_ip,
+            event.asn,
+            event.tls_fingerprint,
+            event.user_agent,
+            event.payment_fingerprint,
+            event.account_created_at,
+            event.account_created_t,
+            event.model,
+            event.features,
+            event.task,
+            event.simhash,
+            event.cot,
+            event.input_tokens,
+            event.output_tokens,
+            event.status,
+            event.latency_ms,
+            event.raw_text_dropped,
+        ) = values  # one unpacking, in slot order (a test round-trips every field)
         event.features = tuple(event.features)
         return event
 
@@ -831,7 +855,6 @@ class ApiCall:
 
 
 _new_object = object.__new__
-_set_attr = object.__setattr__
 _SLOTS = ApiCall.__slots__
 _FEATURES_AT = _SLOTS.index("features")
 _REQUIRED_FIELDS = tuple(rule[0] for rule in _API_CALL_RULES if rule[2])

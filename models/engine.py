@@ -141,6 +141,7 @@ class Engine:
         self._partitions: set[Any] = set()
         self._partition_max: dict[Any, float] = {}
         self._idle: set[Any] = set()
+        self._deferring = False
         # accepted events not applied yet, in arrival order (sorted when released)
         self._buffer: list[ApiCall] = []
         # a tick is due once the watermark passes the earliest buffered event at or
@@ -217,17 +218,40 @@ class Engine:
         return self._accept(event, None, source, partition)
 
     # ----------------------------------------------------- partitioned input
+    def process_batch(self, events: list[ApiCall], partition: Any,
+                      sources: list[dict] | None = None) -> list:
+        """Already decoded events of one source partition, in its order.
+
+        Same result as :meth:`process_event` on each, but the watermark moves
+        once, after the batch (its movement only decides *when* released
+        events are applied, never which events are accepted or in what order).
+        """
+        out: list = []
+        accept = self._accept
+        self._deferring = True
+        try:
+            for i, event in enumerate(events):
+                result = accept(event, None, sources[i] if sources else None, partition)
+                if result:
+                    out.extend(result)
+        finally:
+            self._deferring = False
+        self.stats.received += len(events)
+        out.extend(self._advance_watermark())
+        return out
+
     def set_partitions(self, partitions) -> list | tuple:
         """Declare the source partitions (e.g. all partitions of the events topic).
 
         With a partitioned source each partition is in event-time order only
         up to the lateness, and partitions advance at different speeds, so the
         watermark is the smallest of the partitions' largest event times minus
-        ``lateness_s`` (as in Flink or Beam). An event is then late only if it
-        is more than the lateness behind its own partition, which does not
-        depend on how the partitions were interleaved: the same events give
-        the same alerts whatever the number of consumers. A partition seen in
-        an event but not declared joins automatically.
+        ``lateness_s`` (as in Flink or Beam). An event is late when it is more
+        than the lateness behind its own partition (or behind the watermark,
+        which for a partition that is not idle is never later), so lateness
+        does not depend on how the partitions were interleaved: the same
+        events give the same alerts whatever the number of consumers. A
+        partition seen in an event but not declared joins automatically.
         """
         self._partitions.update(partitions)
         return self._advance_watermark()
@@ -252,6 +276,8 @@ class Engine:
         if t <= pmax.get(partition, -math.inf):
             return _NOTHING
         pmax[partition] = t
+        if self._deferring:
+            return _NOTHING
         return self._advance_watermark()
 
     def _advance_watermark(self) -> list | tuple:
@@ -297,9 +323,13 @@ class Engine:
             max_t = self._max_t = t
             if partition is None:
                 self._watermark = t - cfg.lateness_s
-        elif t < self._watermark:
+        elif t < self._watermark or (
+                partition is not None
+                and t < self._partition_max.get(partition, t) - cfg.lateness_s):
+            floor = self._watermark if partition is None else max(
+                self._watermark, self._partition_max.get(partition, t) - cfg.lateness_s)
             return [self._dead("late", f"event time {ev.ts} is behind the watermark "
-                               f"{format_rfc3339(self._watermark)}", source, payload or ev.to_dict())]
+                               f"{format_rfc3339(floor)}", source, payload or ev.to_dict())]
         elif t > max_t + cfg.max_future_s:
             return [self._dead("time_out_of_range", f"event time {ev.ts} is more than "
                                f"{cfg.max_future_s:.0f}s ahead of stream time "
@@ -417,6 +447,8 @@ class Engine:
         learn_one_in = self.config.cohort_learn_one_in
         log1p = math.log1p
         max_accounts = aggregate.MAX_ACCOUNTS
+        max_templates = 2 * MAX_TEMPLATES
+        max_proxies = 2 * MAX_PROXIES
         for ev in events:
             account_id = ev.account_id
             t = ev.t
@@ -446,25 +478,34 @@ class Engine:
             if cot is not None:
                 acc.p_cot += cot
                 acc.p_cot_n += 1
+            # (a mix can only outgrow its bound when a key is added)
             if task is not None:
                 counts = acc.tasks
-                counts[task] = counts.get(task, 0) + 1
-                if len(counts) > 16:
-                    _prune(counts, 12)
+                count = counts.get(task)
+                if count is None:
+                    counts[task] = 1
+                    if len(counts) > 16:
+                        _prune(counts, 12)
+                else:
+                    counts[task] = count + 1
             if simhash is not None:
                 acc.n_hashed += 1
                 if tid is not None:
                     used = acc.templates
-                    used[tid] = used.get(tid, 0) + 1
-                    if len(used) > 2 * MAX_TEMPLATES:
-                        _prune(used, MAX_TEMPLATES)
+                    count = used.get(tid)
+                    if count is None:
+                        used[tid] = 1
+                        if len(used) > max_templates:
+                            _prune(used, MAX_TEMPLATES)
+                    else:
+                        used[tid] = count + 1
             counts = acc.proxies
             count = counts.get(proxy, 0) + 1
             counts[proxy] = count
             main = acc.main_proxy
             if proxy != main and (main is None or count > counts.get(main, 0)):
                 acc.main_proxy = proxy
-            if len(counts) > 2 * MAX_PROXIES:
+            if count == 1 and len(counts) > max_proxies:
                 _prune(counts, MAX_PROXIES)
             cluster_models = acc.tick_models
             if cluster_models is not None:  # only kept for accounts inside an alerted cluster
@@ -493,11 +534,17 @@ class Engine:
                 group.cot_n += 1
             if task is not None:
                 counts = group.tasks
-                if task in counts or len(counts) < 16:
-                    counts[task] = counts.get(task, 0) + 1
+                count = counts.get(task)
+                if count is not None:
+                    counts[task] = count + 1
+                elif len(counts) < 16:
+                    counts[task] = 1
             counts = group.models
-            if model in counts or len(counts) < 16:
-                counts[model] = counts.get(model, 0) + 1
+            count = counts.get(model)
+            if count is not None:
+                counts[model] = count + 1
+            elif len(counts) < 16:
+                counts[model] = 1
 
             pf = ev.payment_fingerprint
             if pf is not None:

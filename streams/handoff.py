@@ -144,19 +144,18 @@ class Reducer:
     def apply_events(self, p: int, offsets: list[int], events: list[list[Any]],
                      highwater: int | None) -> list:
         """Valid events of source partition ``p`` in offset order (compact form)."""
-        out: list = []
         start = self.src_next.get(p, -1)
         from_compact = ApiCall.from_compact
-        process = self.engine.process_event
         topic = self.events_topic
+        batch: list[ApiCall] = []
+        sources: list[dict] = []
         for off, compact in zip(offsets, events, strict=True):
             if off < start:
                 self.skipped += 1  # re-forwarded after a stage-1 restart
                 continue
-            result = process(from_compact(compact),
-                             {"topic": topic, "partition": p, "offset": off}, p)
-            if result:
-                out.extend(result)
+            batch.append(from_compact(compact))
+            sources.append({"topic": topic, "partition": p, "offset": off})
+        out = self.engine.process_batch(batch, p, sources) if batch else []
         if offsets:
             self.src_next[p] = max(start, offsets[-1] + 1)
         if highwater is not None and offsets and offsets[-1] + 1 >= highwater:

@@ -1,0 +1,211 @@
+"""One worker on the real broker against a bare aiokafka consumer, same topic, same run.
+
+Produces a simulated scenario to a fresh topic, then measures:
+  * bare consumer: aiokafka getmany + orjson.loads of every record, no group;
+  * worker: `extraction-watch worker` from launch until its engine holds every
+    valid event (applied or in the lateness buffer); the time to ready is
+    reported separately and the rate is taken over the processing time only;
+  * restart-to-ready after kill -9 (a second worker run, killed halfway).
+
+Needs EXW_KAFKA_BOOTSTRAP (e.g. `make kafka-up`). Usage:
+  python bench/worker_throughput.py [--scale 0.1] [--json bench/results/worker_throughput.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from extraction_watch.produce import produce_file  # noqa: E402
+from extraction_watch.simulator import simulate  # noqa: E402
+from streams.config import Settings  # noqa: E402
+from streams.topics import ensure_topics  # noqa: E402
+
+EXE = str(Path(sys.executable).with_name("extraction-watch"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def bare_consumer(bootstrap: str, topic: str, partitions: int, expected: int) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        loads = orjson.loads
+        n = 0
+        started = time.perf_counter()
+        while n < expected:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batches.values():
+                for r in records:
+                    try:
+                        loads(r.value)
+                    except orjson.JSONDecodeError:
+                        pass
+                    n += 1
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+def _metric(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            body = r.read()
+    except OSError:
+        return -1.0
+    match = re.search(rb"^" + name.encode() + rb" ([0-9.e+]+)$", body, re.M)
+    return float(match.group(1)) if match else -1.0
+
+
+def _dead(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            body = r.read()
+    except OSError:
+        return 0.0
+    return sum(float(v) for v in re.findall(rb"^exw_dead_letters_total\{[^}]*\} ([0-9.e+]+)$",
+                                             body, re.M))
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def run_worker(env: dict, expected: int, kill_at: float | None = None,
+               count_dead: bool = True) -> dict:
+    """Run a worker until it holds ``expected`` events (applied, buffered and, with
+    ``count_dead``, dead-lettered: that counter restarts with the process)."""
+    port = int(env["EXW_WEB_PORT"])
+    log = open(Path(env["EXW_DATA_DIR"]).with_suffix(".log"), "ab")  # noqa: SIM115
+    launched = time.perf_counter()
+    proc = subprocess.Popen([EXE, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    result: dict = {}
+    try:
+        while not _ready(port):
+            time.sleep(0.05)
+        result["launch_to_ready_s"] = time.perf_counter() - launched
+        first = None
+        while True:
+            valid = _metric(port, "exw_events_processed_total") + \
+                _metric(port, "exw_events_buffered")
+            held = valid + (_dead(port) if count_dead else 0)
+            if first is None and held > 0:
+                first = time.perf_counter()
+            if kill_at is not None and held >= expected * kill_at:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                restarted = time.perf_counter()
+                proc = subprocess.Popen([EXE, "worker"], env=env, stdout=log,
+                                        stderr=subprocess.STDOUT)
+                while not _ready(port) or _metric(port, "exw_engine_owner") != 1.0:
+                    time.sleep(0.05)
+                result["restart_to_ready_s"] = time.perf_counter() - restarted
+                kill_at = None
+            if held >= expected:
+                break
+            time.sleep(0.05)
+        done = time.perf_counter()
+        result["valid"] = valid
+        result["processing_s"] = done - (first or done)
+        result["launch_to_done_s"] = done - launched
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=0.1)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    bootstrap = os.environ.get("EXW_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        print("set EXW_KAFKA_BOOTSTRAP (make kafka-up)", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="exw-bench-"))
+    simulate("default", 1, work / "sim", scale=args.scale)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+    topic, releases = f"{prefix}calls", f"{prefix}releases"
+    settings = Settings.from_env({}, bootstrap=bootstrap)
+    ensure_topics(settings, {topic: args.partitions, releases: 1})
+    produced = produce_file(settings, work / "sim" / "events.jsonl", work / "sim" / "releases.jsonl",
+                            topic=topic, releases_topic=releases)
+    total = int(produced["events"])
+    bare_s = asyncio.run(bare_consumer(bootstrap, topic, args.partitions, total))
+
+    def env_for(app: str) -> dict:
+        env = dict(os.environ)
+        env.update({"EXW_KAFKA_BOOTSTRAP": bootstrap, "EXW_APP_ID": f"{prefix}{app}",
+                    "EXW_TOPIC_EVENTS": topic, "EXW_TOPIC_RELEASES": releases,
+                    "EXW_TOPIC_ALERTS": f"{prefix}alerts-{app}",
+                    "EXW_TOPIC_DEAD_LETTERS": f"{prefix}dlq-{app}",
+                    "EXW_DATA_DIR": str(work / f"data-{app}"), "EXW_WEB_PORT": str(_free_port()),
+                    "EXW_CHECKPOINT_INTERVAL_S": "30"})
+        return env
+
+    # at the end the engine holds every valid event and every other one is a dead letter
+    expected = total
+    worker = run_worker(env_for("run"), expected)
+    crash = run_worker(env_for("crash"), int(worker["valid"]), kill_at=0.5, count_dead=False)
+    worker_rate = expected / worker["processing_s"] if worker["processing_s"] else None
+    bare_rate = total / bare_s
+    result = {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "events": total, "partitions": args.partitions,
+        "bare_consumer_events_per_s": round(bare_rate),
+        "worker_events_per_s": round(worker_rate) if worker_rate else None,
+        "ratio": round(worker_rate / bare_rate, 4) if worker_rate else None,
+        "worker_launch_to_ready_s": round(worker["launch_to_ready_s"], 2),
+        "restart_to_ready_after_kill9_s": round(crash.get("restart_to_ready_s", float("nan")), 2),
+        "produce_events_per_s": round(total / produced["seconds"]) if produced.get("seconds") else None,
+    }
+    print(f"events                       {total:,} on {args.partitions} partitions")
+    print(f"bare aiokafka consumer       {result['bare_consumer_events_per_s']:,} events/s")
+    print(f"worker (end to end)          {result['worker_events_per_s']:,} events/s")
+    print(f"ratio worker/bare            {result['ratio']}")
+    print(f"worker launch to ready       {result['worker_launch_to_ready_s']} s")
+    print(f"restart to ready (kill -9)   {result['restart_to_ready_after_kill9_s']} s")
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
