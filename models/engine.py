@@ -22,6 +22,7 @@ import zlib
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -716,11 +717,10 @@ class Engine:
         # A template or an egress network links suspects only when suspects are a good
         # part of its users: a popular public template or a NAT full of ordinary people
         # never glues its few odd users together.
-        suspects_on: Counter = Counter(k for keys in keys_by_id.values() for k in keys
-                                       if k[0] != "pay")
+        suspects_on: Counter = Counter(chain.from_iterable(keys_by_id.values()))
         crowded = {k for k, n in suspects_on.items()
-                   if n < cfg.link_suspect_share * self._users_of(k)
-                   or (k[0] == "egress" and n < cfg.egress_min_suspects)}
+                   if k[0] != "pay" and (n < cfg.link_suspect_share * self._users_of(k)
+                                         or (k[0] == "egress" and n < cfg.egress_min_suspects))}
         by_id = {a.account_id: a for a in live}
         for account_id, keys in keys_by_id.items():
             kept = keys if crowded.isdisjoint(keys) else [k for k in keys if k not in crowded]
