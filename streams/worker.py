@@ -128,6 +128,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         producer_acks=-1,
         stream_buffer_maxsize=8192,
         broker_commit_every=10_000,
+        # a worker killed with -9 leaves its group after the session timeout:
+        # 10 s rather than Faust's 60 s, so a restart or a standby takes over soon
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         web_enabled=True,
@@ -200,6 +204,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         consumer = AIOKafkaConsumer(
             group_id=settings.internal_topic("validate"), enable_auto_commit=False,
             auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=10_000, heartbeat_interval_ms=3_000,
             fetch_max_bytes=32 * 1024 * 1024, **settings.aiokafka_kwargs())
         consumer.subscribe([settings.topic_events], listener=_Rebalance(state))
         await consumer.start()
