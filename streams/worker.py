@@ -30,6 +30,7 @@ from typing import Any
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from models.engine import DETECTOR_VERSION
 from streams.config import Settings
@@ -86,6 +87,7 @@ class WorkerState:
         self.idle_sent: dict[int, int] = {}
         self.parts_sent = False
         self.validate_consumer: AIOKafkaConsumer | None = None
+        self.restore_lock = asyncio.Lock()
         self.last_checkpoint_wall = time.monotonic()
         self.checkpoint_generation = 0
         self.checkpoint_chunks = 0
@@ -382,7 +384,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
             msg = event.message
             if state.reducer is None or msg.offset > state.reducer.handoff_next:
                 # first record here, or another worker ran the engine meanwhile
-                await restore(msg.offset)
+                async with state.restore_lock:
+                    if state.reducer is None or msg.offset > state.reducer.handoff_next:
+                        await restore(msg.offset)
             reducer = state.reducer
             assert reducer is not None
             started = time.perf_counter()
@@ -404,8 +408,34 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app, assigned, **kwargs):  # pragma: no cover
         state.assigned = True
-        if any(tp.topic == handoff_name for tp in assigned) and state.reducer is not None:
-            state.reducer_ready = True
+        if any(tp.topic == handoff_name for tp in assigned):
+            if state.reducer is not None:
+                state.reducer_ready = True
+            else:
+                # recover now, not at the first new record: /readyz says 503 until done
+                state.restoring = True
+                asyncio.ensure_future(restore_on_assignment())
+
+    async def restore_on_assignment() -> None:  # pragma: no cover
+        try:
+            async with state.restore_lock:
+                if state.reducer is not None:
+                    return
+                admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs())
+                await admin.start()
+                try:
+                    offsets = await admin.list_consumer_group_offsets(
+                        settings.app_id, partitions=[handoff_tp])
+                finally:
+                    await admin.close()
+                committed = offsets.get(handoff_tp)
+                first = committed.offset if committed is not None and committed.offset >= 0 \
+                    else 0
+                await restore(first)
+        except Exception as exc:  # noqa: BLE001 - the first record retries the restore
+            log.warning("restore on assignment failed, will retry on the next record: %s: %s",
+                        type(exc).__name__, exc)
+            state.restoring = False
 
     _install_views(app, state)
     return app
@@ -454,7 +484,13 @@ def gauges(state: WorkerState) -> dict[str, list[tuple[dict[str, str], float]]]:
             ({"type": kind}, float(n)) for kind, n in engine.tracked_groups().items()]
         out["exw_events_processed_total"] = [({}, float(engine.applied_events()))]
         out["exw_events_buffered"] = [({}, float(engine.buffered_events()))]
-        out["exw_engine_watermark_seconds"] = [({}, max(engine.watermark(), 0.0))]
+        watermark = engine.watermark()
+        out["exw_engine_watermark_seconds"] = [({}, max(watermark, 0.0))]
+        if watermark > 0:
+            # how far event time (plus the lateness the engine waits) trails the clock:
+            # the delay from an API call to its evaluation, for live traffic
+            out["exw_event_time_lag_seconds"] = [
+                ({}, max(0.0, time.time() - watermark - engine.config.lateness_s))]
         counts: Counter[str] = Counter(engine.stats.dead_letters)
         out["exw_engine_dead_letters"] = [({"reason": r}, float(n)) for r, n in sorted(counts.items())]
     return out
