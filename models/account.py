@@ -9,12 +9,30 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["AccountState", "MAX_TEMPLATES", "MAX_PROXIES", "RECENT_TIMES"]
+__all__ = ["AccountState", "MAX_TEMPLATES", "MAX_PROXIES", "NO_COUNTS", "RECENT_TIMES"]
 
 MAX_TEMPLATES = 8
 MAX_PROXIES = 4
 RECENT_TIMES = 8
 _LN2 = math.log(2.0)
+
+
+class _EmptyCounts(dict):
+    """The shared, read-only empty mix of every account that has none yet (memory)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("the shared empty mix is read-only: give the account its own dict")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+
+    def __reduce__(self) -> str:
+        return "NO_COUNTS"  # a checkpoint restores the shared instance
+
+
+NO_COUNTS: dict = _EmptyCounts()
 
 
 def _prune(counts: dict, keep: int) -> None:
@@ -33,11 +51,11 @@ class AccountState:
     """
 
     __slots__ = (
-        "account_id", "owner", "org_id", "payment", "created_t",
+        "account_id", "owner", "payment", "created_t",
         "first_t", "last_t", "n", "n_hashed", "in_tokens", "out_tokens",
         "p_cot", "p_cot_n", "p_gap_sum", "p_gap_sq", "n_folded",
         "w_t", "w_n", "w_cot", "w_cot_n", "gap_n", "gap_sum", "gap_sq",
-        "tasks", "templates", "proxies", "main_proxy",
+        "tasks", "templates", "proxies", "main_proxy", "main_count",
         "tick", "scored_t", "tick_models", "last_event_id", "recent_t",
         "score", "features", "suspect", "cluster", "cohort_t", "cohort", "in_sample",
         "pivot_n", "link_keys", "keys_t",
@@ -45,7 +63,6 @@ class AccountState:
 
     def __init__(self, account_id: str, org_id: str | None, t: float) -> None:
         self.account_id = account_id
-        self.org_id = org_id
         self.owner = f"org:{org_id}" if org_id else f"acct:{account_id}"
         self.payment: str | None = None
         self.created_t: float | None = None
@@ -70,16 +87,19 @@ class AccountState:
         self.gap_sum = 0.0
         self.gap_sq = 0.0
         self.tasks: dict[str, int] = {}
-        self.templates: dict[int, int] = {}
-        self.proxies: dict[str, int] = {}
+        self.templates: dict[int, int] = NO_COUNTS  # its own dict from the first template
+        # egress network -> calls; while the account has used one network only,
+        # proxies is the shared empty mix and that network's count is main_count
+        self.proxies: dict[str, int] = NO_COUNTS
         self.main_proxy: str | None = None
+        self.main_count = 0
         self.tick = -1
         self.scored_t = -math.inf
         self.tick_models: dict[str, int] | None = None
         self.last_event_id = ""
         self.recent_t: list[float] = []
         self.score = 0.0
-        self.features: dict[str, float] = {}
+        self.features: dict[str, float] = NO_COUNTS  # replaced when scored
         self.suspect = False
         self.cluster: str | None = None
         self.cohort_t = -math.inf
@@ -119,17 +139,25 @@ class AccountState:
             self.n_hashed += 1
             if template_id is not None:
                 templates = self.templates
+                if templates is NO_COUNTS:
+                    templates = self.templates = {}
                 templates[template_id] = templates.get(template_id, 0) + 1
                 if len(templates) > 2 * MAX_TEMPLATES:
                     _prune(templates, MAX_TEMPLATES)
         proxies = self.proxies
-        count = proxies.get(proxy_key, 0) + 1
-        proxies[proxy_key] = count
         main = self.main_proxy
-        if proxy_key != main and (main is None or count > proxies.get(main, 0)):
+        if proxies is NO_COUNTS and (main is None or proxy_key == main):
             self.main_proxy = proxy_key
-        if len(proxies) > 2 * MAX_PROXIES:
-            _prune(proxies, MAX_PROXIES)
+            self.main_count += 1
+        else:
+            if proxies is NO_COUNTS:
+                proxies = self.proxies = {main: self.main_count}  # type: ignore[dict-item]
+            count = proxies.get(proxy_key, 0) + 1
+            proxies[proxy_key] = count
+            if proxy_key != main and (main is None or count > proxies.get(main, 0)):
+                self.main_proxy = proxy_key
+            if len(proxies) > 2 * MAX_PROXIES:
+                _prune(proxies, MAX_PROXIES)
         models = self.tick_models
         if models is not None:  # only kept for accounts inside an alerted cluster
             models[ev.model] = models.get(ev.model, 0) + 1

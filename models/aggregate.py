@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["STATE_VERSION", "MAX_ACCOUNTS", "GroupState", "initialize", "update", "result"]
+__all__ = ["STATE_VERSION", "MAX_ACCOUNTS", "GroupState", "account_count", "initialize", "update",
+           "result"]
 
 STATE_VERSION = 2  # 1 was a dict with the same fields
 MAX_ACCOUNTS = 5000
@@ -39,7 +40,8 @@ class GroupState:
         self.cot_n = 0
         self.first_t = t
         self.last_t = t
-        self.accounts: set[str] = set()
+        # no account yet (None), one (its id), or a set of them
+        self.accounts: str | set[str] | None = None
         self.tasks: dict[str, int] = {}
         self.models: dict[str, int] = {}
 
@@ -62,7 +64,7 @@ class GroupState:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"GroupState(n={self.n}, accounts={len(self.accounts)}, last_t={self.last_t})"
+        return f"GroupState(n={self.n}, accounts={account_count(self)}, last_t={self.last_t})"
 
 
 def initialize(t: float) -> GroupState:
@@ -75,8 +77,13 @@ def update(state: GroupState, account_id: str, t: float, task: str | None, model
     state.n += 1
     state.last_t = t
     accounts = state.accounts
-    if len(accounts) < MAX_ACCOUNTS:
-        accounts.add(account_id)
+    if type(accounts) is set:
+        if len(accounts) < MAX_ACCOUNTS:
+            accounts.add(account_id)
+    elif accounts is None:
+        state.accounts = account_id  # most groups only ever see one account
+    elif accounts != account_id:
+        state.accounts = {accounts, account_id}  # type: ignore[arg-type]
     if templated:
         state.templated += 1
     if cot is not None:
@@ -91,6 +98,12 @@ def update(state: GroupState, account_id: str, t: float, task: str | None, model
         models[model] = models.get(model, 0) + 1
 
 
+def account_count(state: GroupState) -> int:
+    """Distinct accounts seen (up to the cap)."""
+    accounts = state.accounts
+    return 0 if accounts is None else 1 if type(accounts) is str else len(accounts)
+
+
 def result(state: GroupState | dict[str, Any]) -> dict[str, Any]:
     if isinstance(state, dict):
         state = GroupState.from_dict(state)
@@ -100,7 +113,7 @@ def result(state: GroupState | dict[str, Any]) -> dict[str, Any]:
     top_model = min(models.items(), key=lambda kv: (-kv[1], kv[0]))[0] if models else None
     return {
         "requests": n,
-        "accounts": len(state.accounts),
+        "accounts": account_count(state),
         "template_share": round(state.templated / n, 4) if n else 0.0,
         "cot_mean": round(state.cot_sum / state.cot_n, 4) if state.cot_n else None,
         "top_task": top_task,

@@ -18,6 +18,7 @@ the clusters and runs the alert lifecycle. Nothing here reads the clock.
 from __future__ import annotations
 
 import math
+import sys
 import zlib
 from bisect import bisect_left
 from collections import Counter
@@ -29,7 +30,14 @@ from typing import Any
 from river import drift
 
 from models import aggregate
-from models.account import MAX_PROXIES, MAX_TEMPLATES, RECENT_TIMES, AccountState, _prune
+from models.account import (
+    MAX_PROXIES,
+    MAX_TEMPLATES,
+    NO_COUNTS,
+    RECENT_TIMES,
+    AccountState,
+    _prune,
+)
 from models.account_score import AccountScorer
 from models.alerts import SEVERITY_RANK, AlertEpisode
 from models.cluster_score import ClusterScorer, co_activity, dispersion_balance, js_divergence
@@ -58,6 +66,39 @@ _EVENT_T = attrgetter("t")
 _EVENT_ORDER = attrgetter("t", "event_id")
 _MODEL = attrgetter("model")
 _TASK = attrgetter("task")
+
+
+def _shared(name: str) -> str:
+    """One copy of a task or model name for all the mixes that count it (memory)."""
+    return sys.intern(name) if type(name) is str else name
+
+
+def _join_group(groups: dict, key: str, member: str) -> tuple[str] | set[str]:
+    """Add ``member`` to ``groups[key]``: a 1-tuple while it has one member (most
+    payment methods have one user, and a tuple is a fifth of a set), then a set."""
+    members = groups.get(key)
+    if members is None:
+        members = groups[key] = (member,)
+    elif type(members) is tuple:
+        if members[0] != member:
+            members = groups[key] = {members[0], member}
+    else:
+        members.add(member)
+    return members
+
+
+def _leave_group(groups: dict, key: str, member: str) -> None:
+    """Remove ``member`` from ``groups[key]``, and the group once it is empty."""
+    members = groups.get(key)
+    if members is None:
+        return
+    if type(members) is tuple:
+        if members[0] == member:
+            del groups[key]
+    else:
+        members.discard(member)
+        if not members:
+            del groups[key]
 
 
 @dataclass(frozen=True)
@@ -160,8 +201,9 @@ class Engine:
         self._stream_start: float | None = None
         self._accounts: dict[str, AccountState] = {}
         self._suspects: dict[str, AccountState] = {}
-        self._payments: dict[str, set[str]] = {}  # payment fingerprint -> owners
-        self._payment_accounts: dict[str, set[str]] = {}
+        # payment fingerprint -> owners, and -> accounts (see _join_group)
+        self._payments: dict[str, tuple[str] | set[str]] = {}
+        self._payment_accounts: dict[str, tuple[str] | set[str]] = {}
         self._proxy_stats: dict[str, aggregate.GroupState] = {}
         self._payment_stats: dict[str, aggregate.GroupState] = {}
         self._pop_tasks: dict[str, int] = {}
@@ -484,7 +526,7 @@ class Engine:
                 counts = acc.tasks
                 count = counts.get(task)
                 if count is None:
-                    counts[task] = 1
+                    counts[_shared(task)] = 1
                     if len(counts) > 16:
                         _prune(counts, 12)
                 else:
@@ -495,19 +537,29 @@ class Engine:
                     used = acc.templates
                     count = used.get(tid)
                     if count is None:
+                        if used is NO_COUNTS:
+                            used = acc.templates = {}
                         used[tid] = 1
                         if len(used) > max_templates:
                             _prune(used, MAX_TEMPLATES)
                     else:
                         used[tid] = count + 1
             counts = acc.proxies
-            count = counts.get(proxy, 0) + 1
-            counts[proxy] = count
             main = acc.main_proxy
-            if proxy != main and (main is None or count > counts.get(main, 0)):
+            if counts is NO_COUNTS and proxy == main:  # one egress network so far
+                acc.main_count += 1
+            elif counts is NO_COUNTS and main is None:
                 acc.main_proxy = proxy
-            if count == 1 and len(counts) > max_proxies:
-                _prune(counts, MAX_PROXIES)
+                acc.main_count = 1
+            else:
+                if counts is NO_COUNTS:
+                    counts = acc.proxies = {main: acc.main_count}  # type: ignore[dict-item]
+                count = counts.get(proxy, 0) + 1
+                counts[proxy] = count
+                if proxy != main and (main is None or count > counts.get(main, 0)):
+                    acc.main_proxy = proxy
+                if count == 1 and len(counts) > max_proxies:
+                    _prune(counts, MAX_PROXIES)
             cluster_models = acc.tick_models
             if cluster_models is not None:  # only kept for accounts inside an alerted cluster
                 cluster_models[model] = cluster_models.get(model, 0) + 1
@@ -525,9 +577,14 @@ class Engine:
                 group = proxy_stats[proxy] = aggregate.initialize(t)
             group.n += 1
             group.last_t = t
-            members = group.accounts
-            if len(members) < max_accounts:
-                members.add(account_id)
+            members = group.accounts  # see aggregate.update
+            if type(members) is set:
+                if len(members) < max_accounts:
+                    members.add(account_id)
+            elif members is None:
+                group.accounts = account_id
+            elif members != account_id:
+                group.accounts = {members, account_id}  # type: ignore[arg-type]
             if templated:
                 group.templated += 1
             if cot is not None:
@@ -539,13 +596,13 @@ class Engine:
                 if count is not None:
                     counts[task] = count + 1
                 elif len(counts) < 16:
-                    counts[task] = 1
+                    counts[_shared(task)] = 1
             counts = group.models
             count = counts.get(model)
             if count is not None:
                 counts[model] = count + 1
             elif len(counts) < 16:
-                counts[model] = 1
+                counts[_shared(model)] = 1
 
             pf = ev.payment_fingerprint
             if pf is not None:
@@ -570,9 +627,8 @@ class Engine:
 
     def _new_payment(self, acc: AccountState, pf: str, t: float) -> None:
         acc.payment = pf
-        owners = self._payments.setdefault(pf, set())
-        owners.add(acc.owner)
-        self._payment_accounts.setdefault(pf, set()).add(acc.account_id)
+        owners = _join_group(self._payments, pf, acc.owner)
+        _join_group(self._payment_accounts, pf, acc.account_id)
         if len(owners) >= 2 and pf not in self._payment_stats:
             # aggregated from the moment a second owner shows up: a card used
             # by one customer is not worth the memory
@@ -703,7 +759,7 @@ class Engine:
         if key[0] == "tpl":
             return len(self._templates.accounts(key[1]))
         group = self._proxy_stats.get(key[1])
-        return len(group.accounts) if group is not None else 0
+        return aggregate.account_count(group) if group is not None else 0
 
     def _rebuild_clusters(self, now: float, out: list) -> None:
         cfg = self.config
@@ -849,7 +905,7 @@ class Engine:
             if pf is not None and pf not in payments_seen:
                 payments_seen.add(pf)
                 if len(self._payments.get(pf, ())) >= 2:
-                    paid_together |= self._payment_accounts.get(pf, set())
+                    paid_together.update(self._payment_accounts.get(pf, ()))
         candidates |= paid_together
         candidates -= member_ids
         for account_id in sorted(candidates):
@@ -1042,16 +1098,8 @@ class Engine:
             acc = self._accounts.pop(account_id)
             self._suspects.pop(account_id, None)
             if acc.payment is not None:
-                owners = self._payments.get(acc.payment)
-                if owners is not None:
-                    owners.discard(acc.owner)
-                    if not owners:
-                        del self._payments[acc.payment]
-                accounts = self._payment_accounts.get(acc.payment)
-                if accounts is not None:
-                    accounts.discard(account_id)
-                    if not accounts:
-                        del self._payment_accounts[acc.payment]
+                _leave_group(self._payments, acc.payment, acc.owner)
+                _leave_group(self._payment_accounts, acc.payment, account_id)
         self.stats.evicted_accounts += len(stale)
         self._templates.expire(cutoff)
         for groups in (self._proxy_stats, self._payment_stats):

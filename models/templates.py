@@ -91,9 +91,10 @@ class TemplateIndex:
         # dict on the hot path), with a compact "any template here" flag per key
         self._by_block: list[list[int] | None] = [None] * _SLOTS
         self._has_block = bytearray(_SLOTS)
-        # block key -> the singleton waiting there, and its fingerprint in a packed
-        # array (what every call compares; the entry is read only on a match)
-        self._singletons: list[tuple[int, str, str] | None] = [None] * _SLOTS
+        # block key -> the singleton waiting there (its owner and account), and its
+        # fingerprint in a packed array (what every call compares; the entry is read
+        # only on a match)
+        self._singletons: list[tuple[str, str] | None] = [None] * _SLOTS
         self._single_hash = array("Q", bytes(8 * _SLOTS))
         self._next_tid = 1
 
@@ -146,16 +147,16 @@ class TemplateIndex:
         hashes = self._single_hash
         singletons = self._singletons
         if (hashes[k0] ^ simhash).bit_count() <= limit and (slot := singletons[k0]) is not None:
-            return self._promote(slot, simhash, owner, account or owner, t)
+            return self._promote(slot, hashes[k0], simhash, owner, account or owner, t)
         if (hashes[k1] ^ simhash).bit_count() <= limit and (slot := singletons[k1]) is not None:
-            return self._promote(slot, simhash, owner, account or owner, t)
+            return self._promote(slot, hashes[k1], simhash, owner, account or owner, t)
         if (hashes[k2] ^ simhash).bit_count() <= limit and (slot := singletons[k2]) is not None:
-            return self._promote(slot, simhash, owner, account or owner, t)
+            return self._promote(slot, hashes[k2], simhash, owner, account or owner, t)
         if (hashes[k3] ^ simhash).bit_count() <= limit and (slot := singletons[k3]) is not None:
-            return self._promote(slot, simhash, owner, account or owner, t)
+            return self._promote(slot, hashes[k3], simhash, owner, account or owner, t)
         hashes[k0] = hashes[k1] = hashes[k2] = hashes[k3] = simhash
         singletons[k0] = singletons[k1] = singletons[k2] = singletons[k3] = \
-            (simhash, owner, account or owner)
+            (owner, account or owner)
         return None
 
     def _observe(self, tpl: _Template, simhash: int, owner: str, account: str, t: float) -> None:
@@ -231,9 +232,9 @@ class TemplateIndex:
                     by_block[key] = None
                     self._has_block[key] = 0
 
-    def _promote(self, slot: tuple[int, str, str], simhash: int, owner: str, account: str,
+    def _promote(self, slot: tuple[str, str], first: int, simhash: int, owner: str, account: str,
                  t: float) -> int:
-        first, first_owner, first_account = slot
+        first_owner, first_account = slot
         singletons = self._singletons
         for key in _block_keys(first):
             if singletons[key] is slot:
