@@ -184,8 +184,12 @@ class Engine:
         self._partition_max: dict[Any, float] = {}
         self._idle: set[Any] = set()
         self._deferring = False
-        # accepted events not applied yet, in arrival order (sorted when released)
+        # accepted events not applied yet, in arrival order (sorted when released);
+        # the largest (ts, event_id) appended so far, and whether one came in below it
         self._buffer: list[ApiCall] = []
+        self._tail_t = -math.inf
+        self._tail_id = ""
+        self._unsorted = False
         # a tick is due once the watermark passes the earliest buffered event at or
         # after the next tick boundary (before the first tick: the earliest event)
         self._due_from = -math.inf
@@ -389,6 +393,11 @@ class Engine:
             self._dedup_rotate_t = t + cfg.dedup_horizon_s
         dedup.add(eid)
         self._buffer.append(ev)
+        if t > self._tail_t or (t == self._tail_t and eid > self._tail_id):
+            self._tail_t = t
+            self._tail_id = eid
+        else:
+            self._unsorted = True
         if t < self._due_at and t >= self._due_from:
             self._due_at = t
         if partition is not None:
@@ -422,7 +431,9 @@ class Engine:
     def _apply_released(self, watermark: float, out: list) -> None:
         buffer = self._buffer
         if buffer:
-            buffer.sort(key=_EVENT_ORDER)  # nearly sorted already: about linear
+            if self._unsorted:
+                buffer.sort(key=_EVENT_ORDER)  # nearly sorted already: about linear
+                self._unsorted = False
             cut = len(buffer) if watermark == math.inf else \
                 bisect_left(buffer, watermark, key=_EVENT_T)
             if cut:
