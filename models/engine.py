@@ -61,6 +61,7 @@ __all__ = ["Engine", "EngineConfig", "DETECTOR_VERSION"]
 DETECTOR_VERSION = "extraction-watch/0.1.0"
 _LN2 = math.log(2.0)
 _NOTHING: tuple = ()
+_EMPTY: frozenset = frozenset()
 _BY_ID = attrgetter("account_id")
 _EVENT_T = attrgetter("t")
 _EVENT_ORDER = attrgetter("t", "event_id")
@@ -194,9 +195,10 @@ class Engine:
         # after the next tick boundary (before the first tick: the earliest event)
         self._due_from = -math.inf
         self._due_at = math.inf
-        self._dedup_now: set[str] = set()
-        self._dedup_prev: set[str] = set()
-        self._dedup_rotate_t = -math.inf
+        # event ids by event-time bucket (one dedup horizon wide): a repeat in
+        # the same or a neighbouring bucket is a duplicate, whatever the order
+        # of arrival; buckets behind the watermark are dropped at each tick
+        self._dedup: dict[int, set[str]] = {}
         self._next_tick: float | None = None
         self._tick_index = 0
         self._tick_active: list[AccountState] = []
@@ -381,17 +383,21 @@ class Engine:
             return [self._dead("time_out_of_range", f"event time {ev.ts} is more than "
                                f"{cfg.max_future_s:.0f}s ahead of stream time "
                                f"{format_rfc3339(max_t)}", source, payload or ev.to_dict())]
-        # dedup over two rotating generations: exact within the horizon
+        # dedup by event time: a repeat within the horizon (and at most two
+        # horizons) of the first copy counts once, in any order of arrival
         eid = ev.event_id
-        dedup = self._dedup_now
-        if eid in dedup or eid in self._dedup_prev:
+        buckets = self._dedup
+        bucket = int(t // cfg.dedup_horizon_s)
+        ids = buckets.get(bucket)
+        if ids is None:
+            ids = buckets[bucket] = set()
+        elif eid in ids:
             return [self._dead("duplicate", f"event_id {eid[:64]!r} was already seen",
                                source, payload or ev.to_dict())]
-        if t >= self._dedup_rotate_t:
-            self._dedup_prev = dedup
-            dedup = self._dedup_now = set()
-            self._dedup_rotate_t = t + cfg.dedup_horizon_s
-        dedup.add(eid)
+        if eid in buckets.get(bucket - 1, _EMPTY) or eid in buckets.get(bucket + 1, _EMPTY):
+            return [self._dead("duplicate", f"event_id {eid[:64]!r} was already seen",
+                               source, payload or ev.to_dict())]
+        ids.add(eid)
         self._buffer.append(ev)
         if t > self._tail_t or (t == self._tail_t and eid > self._tail_id):
             self._tail_t = t
@@ -655,6 +661,12 @@ class Engine:
     def _tick(self, boundary: float, out: list) -> None:
         cfg = self.config
         self.stats.ticks += 1
+        # no event still to come lies before the watermark: older id buckets go
+        low = int(self._watermark // cfg.dedup_horizon_s) - 1 \
+            if self._watermark > -math.inf else None
+        if low is not None:
+            for key in [k for k in self._dedup if k < low]:
+                del self._dedup[key]
         self.stats.processed = self._applied
         active = self._tick_active
         self._tick_active = []

@@ -153,3 +153,16 @@ def test_inlined_per_event_accounting_matches_account_observe_and_aggregate_upda
             if name not in skip:
                 assert getattr(got, name) == getattr(ref, name), (account_id, name)
     assert engine._proxy_stats == groups
+
+
+def test_duplicates_are_judged_by_event_time_not_by_arrival():
+    """A repeat within the horizon is a duplicate even when a partition far ahead
+    has moved stream time on by hours in between (a backlog being caught up)."""
+    engine = Engine()
+    engine.set_partitions([0, 1])
+    engine.process(event(1, T0), partition=0)
+    for i in range(2, 8):  # partition 1 runs four hours ahead
+        engine.process(event(i, T0 + i * 2400.0), partition=1)
+    assert reasons(engine.process(event(1, T0 + 20), partition=0)) == ["duplicate"]
+    # and a repeat many horizons later is a new call
+    assert engine.process(event(1, T0 + 4 * 3600), partition=0) == ()
