@@ -63,7 +63,6 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked) -> None:  # pragma: no cover
         state = self.state
         for tp in revoked:
-            state.received_next.pop(tp.partition, None)
             state.forwarded_next.pop(tp.partition, None)
             state.idle_sent.pop(tp.partition, None)
         state.parts_sent = False
@@ -81,8 +80,6 @@ class WorkerState:
         self.reducer: Reducer | None = None
         self.reducer_ready = False
         self.restoring = False
-        self.assigned = False
-        self.received_next: dict[int, int] = {}   # events partition -> next offset received
         self.forwarded_next: dict[int, int] = {}  # ... next offset forwarded to the hand-off
         self.idle_sent: dict[int, int] = {}
         self.parts_sent = False
@@ -182,10 +179,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         fut = await _producer_send(app, handoff_name, None, value)
         await fut
 
-    async def announce_partitions() -> None:
+    async def announce_partitions(consumer: AIOKafkaConsumer) -> None:
         if state.parts_sent:
             return
-        count = app.consumer.topic_partitions(settings.topic_events)
+        count = len(consumer.partitions_for_topic(settings.topic_events) or ())
         if not count:
             count = await asyncio.to_thread(partitions_for, settings, settings.topic_events)
         if count:
@@ -216,7 +213,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=BATCH_MAX)
                 if batches:
-                    await announce_partitions()
+                    await announce_partitions(consumer)
                     await validate_batches(consumer, batches)
                 if time.monotonic() - last_idle_check >= IDLE_CHECK_S:
                     last_idle_check = time.monotonic()
@@ -241,14 +238,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
             records = [(m.offset, m.value) for m in messages]
             received += len(records)
             next_offset = records[-1][0] + 1
-            state.received_next[p] = next_offset
             offsets, compact, dead = state.validator.validate(p, records)
             dead_out.extend(("dead_letter", rec) for _, rec in dead)
             hw = consumer.highwater(tp)
-            if offsets:
+            if offsets:  # a batch of bad records only: the idle check reports the end
                 await send_handoff(Validator.batch_record(p, offsets, compact, hw))
-            elif hw is not None and next_offset >= hw:
-                await send_handoff(Validator.idle_record(p, next_offset))
             state.forwarded_next[p] = next_offset
             commit[tp] = next_offset
         await publish(dead_out)
@@ -268,7 +262,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         mine = sorted(consumer.assignment())
         if not mine:
             return
-        await announce_partitions()
+        await announce_partitions(consumer)
         highwaters = await consumer.end_offsets(mine)
         for tp in mine:
             hw = highwaters.get(tp)
@@ -407,7 +401,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app, assigned, **kwargs):  # pragma: no cover
-        state.assigned = True
         if any(tp.topic == handoff_name for tp in assigned):
             if state.reducer is not None:
                 state.reducer_ready = True
