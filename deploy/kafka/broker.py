@@ -330,9 +330,11 @@ def prepare_state(state: Path) -> None:
 def format_storage(libs: Path, state: Path) -> None:
     if (state / "data" / "meta.properties").exists():
         return
+    # (a URL-safe id may start with "-": pass it as --cluster-id=ID, never as a
+    # separate argument that the parser would take for an option)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     cmd = [*jvm_args(libs, state), "kafka.tools.StorageTool", "format",
-           "-t", cluster_id, "-c", str(state / "server.properties")]
+           f"--cluster-id={cluster_id}", "-c", str(state / "server.properties")]
     out = state / "logs" / "format.log"
     with open(out, "w") as fh:
         rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=fh,
