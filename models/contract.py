@@ -50,10 +50,12 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
-from operator import itemgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
+from msgspec import Meta
 
 __all__ = [
     "ACCESS_PATHS",
@@ -625,7 +627,25 @@ def _load_object(payload: object) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 
 
-class ApiCall:
+_Str128 = Annotated[str, Meta(min_length=1, max_length=128)]
+_Str32 = Annotated[str, Meta(min_length=1, max_length=32)]
+_Count = Annotated[int, Meta(ge=0, le=_INT64_MAX)]
+_NO_RAW = msgspec.Raw()
+# Fields the wire never sets: renamed to keys no producer sends (a payload that
+# does send them is still decoded right: they are overwritten after decoding).
+_DERIVED = ("t", "account_created_t", "simhash", "raw_text_dropped")
+
+
+class ApiCall(
+    msgspec.Struct,
+    kw_only=True,
+    gc=False,
+    rename={
+        "cot": "cot_elicitation",
+        **{name: f"__exw.{name}" for name in _DERIVED},
+        **{f"dropped_{name}": name for name in sorted(RAW_TEXT_FIELDS)},
+    },
+):
     """One decoded ``api_call`` v1 event: metadata only, never raw text.
 
     Build it with :func:`decode_api_call` from untrusted input; the
@@ -635,6 +655,13 @@ class ApiCall:
     ``simhash`` is the 64-bit ``prompt_simhash`` as an int, ``cot`` the
     ``cot_elicitation`` score, and ``raw_text_dropped`` counts the raw-text
     fields the payload carried.
+
+    It is a ``msgspec.Struct`` whose field types carry the contract's type,
+    length and range rules, so the hot path decodes and checks a payload in
+    one C call (see :func:`decode_api_call`). The ``dropped_*`` fields only
+    exist so that raw-text keys are noticed however they are spelled (JSON
+    escapes included); they hold an empty placeholder on every event built
+    here, never the text.
 
     >>> e = decode_api_call(
     ...     '{"v": 1, "event_id": "e-1", "ts": "2026-03-06T12:00:00+02:00",'
@@ -650,110 +677,39 @@ class ApiCall:
     True
     """
 
-    __slots__ = (
-        "event_id",
-        "ts",
-        "t",
-        "account_id",
-        "org_id",
-        "api_key_id",
-        "access_path",
-        "client_ip",
-        "asn",
-        "tls_fingerprint",
-        "user_agent",
-        "payment_fingerprint",
-        "account_created_at",
-        "account_created_t",
-        "model",
-        "features",
-        "task",
-        "simhash",
-        "cot",
-        "input_tokens",
-        "output_tokens",
-        "status",
-        "latency_ms",
-        "raw_text_dropped",
-    )
-
-    event_id: str
+    # Fields without a default are the contract's required ones: the decoder
+    # rejects a payload without them (``v``, the contract version, is always 1).
+    v: Literal[1]
+    event_id: _Str128
     ts: str
-    t: float
-    account_id: str
-    org_id: str | None
-    api_key_id: str | None
-    access_path: str
+    t: float = 0.0
+    account_id: _Str128
+    org_id: _Str128 | None = None
+    api_key_id: _Str128 | None = None
+    access_path: Literal["api", "chat", "cloud", "agent", "other"]
     client_ip: str
-    asn: int | None
-    tls_fingerprint: str | None
-    user_agent: str | None
-    payment_fingerprint: str | None
-    account_created_at: str | None
-    account_created_t: float | None
-    model: str
-    features: tuple[str, ...]
-    task: str | None
-    simhash: int | None
-    cot: float | None
-    input_tokens: int
-    output_tokens: int
-    status: int
-    latency_ms: int | None
-    raw_text_dropped: int
-
-    def __init__(
-        self,
-        *,
-        event_id: str,
-        ts: str,
-        t: float,
-        account_id: str,
-        access_path: str,
-        client_ip: str,
-        model: str,
-        features: tuple[str, ...] = (),
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        status: int = 200,
-        org_id: str | None = None,
-        api_key_id: str | None = None,
-        asn: int | None = None,
-        tls_fingerprint: str | None = None,
-        user_agent: str | None = None,
-        payment_fingerprint: str | None = None,
-        account_created_at: str | None = None,
-        account_created_t: float | None = None,
-        task: str | None = None,
-        simhash: int | None = None,
-        cot: float | None = None,
-        latency_ms: int | None = None,
-        raw_text_dropped: int = 0,
-    ) -> None:
-        self.event_id = event_id
-        self.ts = ts
-        self.t = t
-        self.account_id = account_id
-        self.org_id = org_id
-        self.api_key_id = api_key_id
-        self.access_path = access_path
-        self.client_ip = client_ip
-        self.asn = asn
-        self.tls_fingerprint = tls_fingerprint
-        self.user_agent = user_agent
-        self.payment_fingerprint = payment_fingerprint
-        self.account_created_at = account_created_at
-        self.account_created_t = account_created_t
-        self.model = model
-        self.features = tuple(features)
-        self.task = task
-        self.simhash = simhash
-        self.cot = cot
-        self.input_tokens = input_tokens
-        self.output_tokens = output_tokens
-        self.status = status
-        self.latency_ms = latency_ms
-        self.raw_text_dropped = raw_text_dropped
+    asn: _Count | None = None
+    tls_fingerprint: Annotated[str, Meta(max_length=128)] | None = None
+    user_agent: Annotated[str, Meta(max_length=512)] | None = None
+    payment_fingerprint: Annotated[str, Meta(max_length=128)] | None = None
+    account_created_at: str | None = None
+    account_created_t: float | None = None
+    model: _Str128
+    features: Annotated[tuple[_Str32, ...], Meta(max_length=16)]
+    task: _Str32 | None = None
+    simhash: int | None = None
+    cot: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    input_tokens: _Count
+    output_tokens: _Count
+    status: Annotated[int, Meta(ge=100, le=599)]
+    latency_ms: _Count | None = None
+    raw_text_dropped: int = 0
+    prompt_simhash: str | None = None
+    dropped_completion: msgspec.Raw = _NO_RAW
+    dropped_content: msgspec.Raw = _NO_RAW
+    dropped_messages: msgspec.Raw = _NO_RAW
+    dropped_prompt: msgspec.Raw = _NO_RAW
+    dropped_text: msgspec.Raw = _NO_RAW
 
     def to_dict(self) -> dict[str, Any]:
         """The event as an api_call v1 object: contract fields only, ready to forward.
@@ -788,7 +744,7 @@ class ApiCall:
         }
 
     def to_compact(self) -> list[Any]:
-        """The decoded event as a flat list (slot order), for internal hand-off.
+        """The decoded event as a flat list (:data:`COMPACT_FIELDS` order), for internal hand-off.
 
         Used between the validating stage and the detecting stage of the
         Kafka pipeline: no second validation, no timestamp parsing, and
@@ -797,55 +753,38 @@ class ApiCall:
         >>> e = decode_api_call(b'{"v": 1, "event_id": "e", "ts": "2026-03-06T12:00:00Z",'
         ...     b' "account_id": "a", "access_path": "api", "client_ip": "10.0.0.1",'
         ...     b' "model": "m", "features": ["tools"], "input_tokens": 1,'
-        ...     b' "output_tokens": 2, "status": 200, "cot_elicitation": 0.25}')
+        ...     b' "output_tokens": 2, "status": 200, "cot_elicitation": 0.25,'
+        ...     b' "prompt_simhash": "00000000000000ff"}')
         >>> ApiCall.from_compact(orjson.loads(orjson.dumps(e.to_compact()))) == e
         True
         """
-        values = [getattr(self, name) for name in _SLOTS]
+        values = list(_compact_values(self))
         values[_FEATURES_AT] = list(self.features)
         return values
 
     @staticmethod
     def from_compact(values: list[Any]) -> ApiCall:
         """Rebuild an event from :meth:`to_compact` output (trusted input only)."""
-        if len(values) != len(_SLOTS):
-            raise ValueError(f"compact event has {len(values)} fields, expected {len(_SLOTS)}")
-        event = _new_object(ApiCall)
+        if len(values) != len(COMPACT_FIELDS):
+            raise ValueError(
+                f"compact event has {len(values)} fields, expected {len(COMPACT_FIELDS)}")
         (
-            event.event_id,
-            event.ts,
-            event.t,
-            event.account_id,
-            event.org_id,
-            event.api_key_id,
-            event.access_path,
-            event.client_ip,
-            event.asn,
-            event.tls_fingerprint,
-            event.user_agent,
-            event.payment_fingerprint,
-            event.account_created_at,
-            event.account_created_t,
-            event.model,
-            event.features,
-            event.task,
-            event.simhash,
-            event.cot,
-            event.input_tokens,
-            event.output_tokens,
-            event.status,
-            event.latency_ms,
-            event.raw_text_dropped,
-        ) = values  # one unpacking, in slot order (a test round-trips every field)
-        event.features = tuple(event.features)
-        return event
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not ApiCall:
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]
+            event_id, ts, t, account_id, org_id, api_key_id, access_path, client_ip, asn,
+            tls_fingerprint, user_agent, payment_fingerprint, account_created_at,
+            account_created_t, model, features, task, simhash, cot, input_tokens,
+            output_tokens, status, latency_ms, raw_text_dropped,
+        ) = values  # one unpacking, in COMPACT_FIELDS order (a test round-trips every field)
+        return ApiCall(
+            v=1, event_id=event_id, ts=ts, t=t, account_id=account_id, org_id=org_id,
+            api_key_id=api_key_id, access_path=access_path, client_ip=client_ip, asn=asn,
+            tls_fingerprint=tls_fingerprint, user_agent=user_agent,
+            payment_fingerprint=payment_fingerprint, account_created_at=account_created_at,
+            account_created_t=account_created_t, model=model, features=tuple(features),
+            task=task, simhash=simhash, cot=cot, input_tokens=input_tokens,
+            output_tokens=output_tokens, status=status, latency_ms=latency_ms,
+            raw_text_dropped=raw_text_dropped,
+            prompt_simhash=None if simhash is None else f"{simhash:016x}",
+        )
 
     def __repr__(self) -> str:
         return (
@@ -854,9 +793,37 @@ class ApiCall:
         )
 
 
-_new_object = object.__new__
-_SLOTS = ApiCall.__slots__
-_FEATURES_AT = _SLOTS.index("features")
+COMPACT_FIELDS = (
+    "event_id",
+    "ts",
+    "t",
+    "account_id",
+    "org_id",
+    "api_key_id",
+    "access_path",
+    "client_ip",
+    "asn",
+    "tls_fingerprint",
+    "user_agent",
+    "payment_fingerprint",
+    "account_created_at",
+    "account_created_t",
+    "model",
+    "features",
+    "task",
+    "simhash",
+    "cot",
+    "input_tokens",
+    "output_tokens",
+    "status",
+    "latency_ms",
+    "raw_text_dropped",
+)
+"""The attributes of an :class:`ApiCall` in the order :meth:`ApiCall.to_compact` lists them."""
+_compact_values = attrgetter(*COMPACT_FIELDS)
+_FEATURES_AT = COMPACT_FIELDS.index("features")
+_decode_wire = msgspec.json.Decoder(ApiCall).decode
+_WireError = msgspec.MsgspecError
 _REQUIRED_FIELDS = tuple(rule[0] for rule in _API_CALL_RULES if rule[2])
 _OPTIONAL_FIELDS = tuple(rule[0] for rule in _API_CALL_RULES if not rule[2])
 _required_values = itemgetter("v", *_REQUIRED_FIELDS)
@@ -888,6 +855,67 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
     unsupported_version: field 'v' must be 1, got integer 2
     missing_field: missing required field 'event_id'
     """
+    if type(payload) is bytes and len(payload) <= MAX_PAYLOAD_BYTES:
+        # Hot path: msgspec decodes and checks types, lengths and ranges in one
+        # C call; the checks it cannot express (timestamps, IP addresses, the
+        # simhash digits) follow. Anything it rejects, or that fails after it,
+        # goes to the reference decoder below, which names the first fault (and
+        # is the only judge: a payload msgspec rejects but the reference
+        # accepts, say one nested deeper than msgspec allows, is accepted).
+        try:
+            event = _decode_wire(payload)
+        except (_WireError, ValueError, RecursionError):  # (invalid UTF-8: UnicodeDecodeError)
+            # (outside the handler, so the ContractError raised does not chain
+            # msgspec's error, which may quote the payload)
+            event = None
+        if event is None:
+            return _decode_checked(payload)
+        ts = event.ts
+        minute = _minute_epochs.get(ts[:16])
+        rest = _suffix_seconds.get(ts[16:])
+        if rest is None and minute is not None:
+            rest = _suffix_seconds_slow(ts[16:])  # a new second in a known minute
+        if minute is None or rest is None:
+            return _decode_checked(payload)
+        t = minute + rest
+        ip_ok = _ip_validity.get(event.client_ip)
+        if ip_ok is None:
+            ip_ok = _ip_ok_slow(event.client_ip)
+        if not ip_ok or not 0 <= t < _T_END:
+            return _decode_checked(payload)
+        # the derived fields are always written: a payload cannot set them
+        event.t = t
+        created = event.account_created_at
+        if created is None:
+            event.account_created_t = None
+        else:
+            created_t = _epoch_by_string.get(created)
+            if created_t is None:
+                created_t = _epoch(created)
+                if created_t is None:
+                    return _decode_checked(payload)
+                if len(_epoch_by_string) > _CACHE_LIMIT:
+                    _epoch_by_string.clear()
+                _epoch_by_string[created] = created_t
+            event.account_created_t = created_t
+        simhash = event.prompt_simhash
+        if simhash is None:
+            event.simhash = None
+        elif _HEX16(simhash) is None:
+            return _decode_checked(payload)
+        else:
+            event.simhash = int(simhash, 16)
+        event.raw_text_dropped = 0
+        if (event.dropped_prompt is not _NO_RAW or event.dropped_completion is not _NO_RAW
+                or event.dropped_messages is not _NO_RAW or event.dropped_text is not _NO_RAW
+                or event.dropped_content is not _NO_RAW):
+            return _decode_checked(payload)
+        return event
+    return _decode_checked(payload)
+
+
+def _decode_checked(payload: bytes | bytearray | memoryview | str | dict[str, Any]) -> ApiCall:
+    """The reference decoder: every rule in order, the first fault raised by name."""
     # Hot path: one orjson call, then straight-line type checks; the rule
     # table in _check only runs to describe a failure.
     obj: Any
@@ -1060,32 +1088,17 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
     ):
         raw = sum(1 for name in RAW_TEXT_FIELDS if name in obj)
 
-    event = _new_object(ApiCall)
-    event.event_id = event_id
-    event.ts = ts
-    event.t = t
-    event.account_id = account_id
-    event.org_id = org_id
-    event.api_key_id = api_key_id
-    event.access_path = access_path
-    event.client_ip = client_ip
-    event.asn = asn
-    event.tls_fingerprint = tls_fingerprint
-    event.user_agent = user_agent
-    event.payment_fingerprint = payment_fingerprint
-    event.account_created_at = account_created_at
-    event.account_created_t = account_created_t
-    event.model = model
-    event.features = tuple(features)
-    event.task = task
-    event.simhash = simhash
-    event.cot = cot
-    event.input_tokens = input_tokens
-    event.output_tokens = output_tokens
-    event.status = status
-    event.latency_ms = latency_ms
-    event.raw_text_dropped = raw
-    return event
+    return ApiCall(
+        v=1, event_id=event_id, ts=ts, t=t, account_id=account_id, org_id=org_id,
+        api_key_id=api_key_id, access_path=access_path,  # type: ignore[arg-type]
+        client_ip=client_ip, asn=asn,
+        tls_fingerprint=tls_fingerprint, user_agent=user_agent,
+        payment_fingerprint=payment_fingerprint, account_created_at=account_created_at,
+        account_created_t=account_created_t, model=model, features=tuple(features), task=task,
+        simhash=simhash, cot=cot, input_tokens=input_tokens, output_tokens=output_tokens,
+        status=status, latency_ms=latency_ms, raw_text_dropped=raw,
+        prompt_simhash=prompt_simhash,
+    )
 
 
 # --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 from datetime import UTC, datetime, timedelta, timezone
@@ -203,9 +204,10 @@ def test_apicall_pickles() -> None:
 
 
 def test_apicall_constructor_stores_values() -> None:
-    event = ApiCall(event_id="e", ts="2026-03-06T10:00:00Z", t=1772791200.0, account_id="a",
-                    access_path="api", client_ip="10.0.0.1", model="m", features=["x"])
-    assert event.features == ("x",)
+    event = ApiCall(v=1, event_id="e", ts="2026-03-06T10:00:00Z", t=1772791200.0,
+                    account_id="a", access_path="api", client_ip="10.0.0.1", model="m",
+                    features=("x",), input_tokens=1, output_tokens=2, status=200)
+    assert event.features == ("x",) and event.t == 1772791200.0 and event.status == 200
     assert event.to_dict()["prompt_simhash"] is None
 
 
@@ -929,3 +931,84 @@ def test_wire_garbage(base: dict, field: str, garbage: bytes) -> None:
 def test_truncated_and_corrupted_wire(base: dict, cut: int, extra: bytes) -> None:
     wire = orjson.dumps(base)
     check_outcome(wire[: cut % (len(wire) + 1)] + extra)
+
+
+# --------------------------------------------------------------------------
+# The msgspec fast path agrees with the reference decoder
+# --------------------------------------------------------------------------
+
+_FULL_EVENT = {
+    "v": 1, "event_id": "e-1", "ts": "2026-03-06T10:00:00.123Z", "account_id": "a",
+    "org_id": "o", "api_key_id": "k", "access_path": "api", "client_ip": "203.0.113.9",
+    "asn": 64500, "tls_fingerprint": "t13d", "user_agent": "ua", "payment_fingerprint": "p",
+    "account_created_at": "2026-01-01T00:00:00Z", "model": "m", "features": ["tools"],
+    "task": "coding", "prompt_simhash": "00000000000000ff", "cot_elicitation": 0.5,
+    "input_tokens": 3, "output_tokens": 5, "status": 200, "latency_ms": 12,
+}
+_ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=140),
+    st.sampled_from(["", "api", "10.0.0.1", "::1", "1.2.3.04", "2026-03-06T10:00:00Z",
+                     "2026-03-06T10:00:60+02:00", "2026-13-06T10:00:00Z", "0000000000000000",
+                     "00000000000000FF", "x" * 129, "é" * 128, "\U0001F600" * 33]),
+    st.lists(st.text(max_size=40), max_size=20), st.dictionaries(st.text(max_size=5), st.none()),
+)
+_ODD_KEYS = st.sampled_from(
+    list(_FULL_EVENT) + ["prompt", "completion", "messages", "text", "content", "t", "simhash",
+                         "cot", "raw_text_dropped", "__exw.t", "__exw.simhash",
+                         "__exw.account_created_t", "__exw.raw_text_dropped", "dropped_prompt",
+                         "extra"])
+
+
+def _outcome(payload: bytes, decode) -> tuple:
+    try:
+        event = decode(payload)
+    except ContractError as exc:
+        return ("error", exc.reason, exc.field, exc.message)
+    return ("ok", orjson.dumps(event.to_dict()), event.t, event.account_created_t,
+            event.simhash, event.raw_text_dropped)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=st.dictionaries(_ODD_KEYS, _ODD_VALUES, max_size=4),
+       drop=st.sets(st.sampled_from(list(_FULL_EVENT)), max_size=2),
+       escape=st.booleans())
+def test_fast_path_agrees_with_reference_decoder(changes, drop, escape) -> None:
+    obj = {k: v for k, v in _FULL_EVENT.items() if k not in drop}
+    obj.update(changes)
+    payload = json.dumps(obj, ensure_ascii=False).encode()  # (orjson stops at 64-bit ints)
+    if escape:  # the same document with its keys' first letters \u-escaped
+        payload = payload.replace(b'{"', b'{"\\u00' + payload[2:3].hex().encode(), 1)
+    assert _outcome(payload, decode_api_call) == _outcome(payload, contract._decode_checked)
+
+
+def test_fast_path_ignores_derived_keys_on_the_wire() -> None:
+    obj = dict(_FULL_EVENT, **{"__exw.t": 5.0, "__exw.simhash": 7, "__exw.raw_text_dropped": 9,
+                               "__exw.account_created_t": 1.0})
+    del obj["account_created_at"], obj["prompt_simhash"]
+    event = decode_api_call(orjson.dumps(obj))
+    assert event.t == parse_rfc3339(_FULL_EVENT["ts"])
+    assert (event.simhash, event.raw_text_dropped, event.account_created_t) == (None, 0, None)
+
+
+def test_fast_path_counts_escaped_raw_text_keys_and_keeps_no_text() -> None:
+    payload = orjson.dumps(dict(_FULL_EVENT, prompt=SENTINEL)).replace(
+        b'"prompt"', b'"\\u0070rompt"')
+    event = decode_api_call(payload)
+    assert event.raw_text_dropped == 1
+    assert SENTINEL not in repr(pickle.dumps(event)) and SENTINEL.encode() not in pickle.dumps(event)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("client_ip", "1.2.3.04"), ("client_ip", "fe80::1%eth0"), ("client_ip", "example.org"),
+    ("ts", "2026-03-06T10:00:00"), ("ts", "2026-03-06T10:00:61Z"), ("ts", "1969-12-31T23:59:59Z"),
+    ("ts", "2026-03-06T10:00:00.1234567890Z"), ("account_created_at", "yesterday"),
+    ("prompt_simhash", "00000000000000FF"), ("prompt_simhash", "0000000000000ff"),
+])
+def test_fast_path_rejects_what_msgspec_cannot_check(field: str, value: str) -> None:
+    payload = orjson.dumps(dict(_FULL_EVENT, **{field: value}))
+    decode_api_call(orjson.dumps(_FULL_EVENT))  # warm every memo table first
+    decode_api_call(orjson.dumps(dict(_FULL_EVENT, ts="2026-03-06T10:00:01Z")))
+    outcome = _outcome(payload, decode_api_call)
+    assert outcome[0] == "error" and outcome[2] == field
+    assert outcome == _outcome(payload, contract._decode_checked)
