@@ -8,13 +8,17 @@ hours); mixes (tasks, templates, egress networks) are bounded counters.
 from __future__ import annotations
 
 import math
+import sys
+from array import array
+from typing import Any
 
-__all__ = ["AccountState", "MAX_TEMPLATES", "MAX_PROXIES", "NO_COUNTS", "RECENT_TIMES"]
+__all__ = ["AccountState", "MAX_TEMPLATES", "MAX_PROXIES", "NO_COUNTS", "RECENT_TIMES", "owner_of"]
 
 MAX_TEMPLATES = 8
 MAX_PROXIES = 4
 RECENT_TIMES = 8
 _LN2 = math.log(2.0)
+_NEVER = -math.inf  # one shared object: `-math.inf` in __init__ would make a float per account
 
 
 class _EmptyCounts(dict):
@@ -42,6 +46,22 @@ def _prune(counts: dict, keep: int) -> None:
     counts.update(top)
 
 
+def owner_of(account_id: str, org_id: str | None) -> str:
+    """Who is behind an account: its org (``org:<id>``, one shared string per org) or,
+    without one, the account itself, named by its own id (no second string per
+    account). Ids that could be mistaken for another owner's name are prefixed
+    with ``acct:``, so two different owners never get the same name.
+
+    >>> owner_of("a-1", None), owner_of("a-1", "acme"), owner_of("org:acme", None)
+    ('a-1', 'org:acme', 'acct:org:acme')
+    """
+    if org_id:
+        return sys.intern("org:" + org_id)
+    if account_id.startswith(("org:", "acct:")):
+        return "acct:" + account_id
+    return account_id
+
+
 class AccountState:
     """What the engine remembers about one account.
 
@@ -63,7 +83,7 @@ class AccountState:
 
     def __init__(self, account_id: str, org_id: str | None, t: float) -> None:
         self.account_id = account_id
-        self.owner = f"org:{org_id}" if org_id else f"acct:{account_id}"
+        self.owner = owner_of(account_id, org_id)
         self.payment: str | None = None
         self.created_t: float | None = None
         self.first_t = t
@@ -86,7 +106,9 @@ class AccountState:
         self.gap_n = 0.0
         self.gap_sum = 0.0
         self.gap_sq = 0.0
-        self.tasks: dict[str, int] = {}
+        # task -> calls: the shared empty mix, then (task, calls) while the account
+        # has used one task (a tuple is a third of a dict), then a dict
+        self.tasks: Any = NO_COUNTS  # dict[str, int] | tuple[str, int]
         self.templates: dict[int, int] = NO_COUNTS  # its own dict from the first template
         # egress network -> calls; while the account has used one network only,
         # proxies is the shared empty mix and that network's count is main_count
@@ -94,20 +116,21 @@ class AccountState:
         self.main_proxy: str | None = None
         self.main_count = 0
         self.tick = -1
-        self.scored_t = -math.inf
+        self.scored_t = _NEVER
         self.tick_models: dict[str, int] | None = None
         self.last_event_id = ""
-        self.recent_t: list[float] = []
+        # the last RECENT_TIMES event times, packed (a list of floats is 2.5x the size)
+        self.recent_t = array("d")
         self.score = 0.0
         self.features: dict[str, float] = NO_COUNTS  # replaced when scored
         self.suspect = False
         self.cluster: str | None = None
-        self.cohort_t = -math.inf
+        self.cohort_t = _NEVER
         self.cohort = 0.0
         self.in_sample = False  # learns the cohort and the population baselines
         self.pivot_n = 0
         self.link_keys: list | None = None  # cached per scoring
-        self.keys_t = -math.inf
+        self.keys_t = _NEVER
 
     def observe(self, ev, template_id: int | None, proxy_key: str) -> None:
         """Count one API call (already decoded and in event-time order).
@@ -132,9 +155,17 @@ class AccountState:
         task = ev.task
         if task is not None:
             tasks = self.tasks
-            tasks[task] = tasks.get(task, 0) + 1
-            if len(tasks) > 16:
-                _prune(tasks, 12)
+            if type(tasks) is tuple:
+                if tasks[0] == task:
+                    self.tasks = (tasks[0], tasks[1] + 1)
+                else:
+                    self.tasks = {tasks[0]: tasks[1], task: 1}
+            elif tasks is NO_COUNTS:
+                self.tasks = (task, 1)
+            else:
+                tasks[task] = tasks.get(task, 0) + 1
+                if len(tasks) > 16:
+                    _prune(tasks, 12)
         if ev.simhash is not None:
             self.n_hashed += 1
             if template_id is not None:
@@ -174,8 +205,9 @@ class AccountState:
         dt = now - self.w_t
         decay = math.exp(-_LN2 * dt / half_life_s) if dt > 0.0 else 1.0
         self.w_n = self.w_n * decay + (self.n - self.n_folded)
-        self.w_cot = self.w_cot * decay + self.p_cot
-        self.w_cot_n = self.w_cot_n * decay + self.p_cot_n
+        # (an account that never sent a cot score keeps the shared 0.0, not a float of its own)
+        self.w_cot = self.w_cot * decay + self.p_cot or 0.0
+        self.w_cot_n = self.w_cot_n * decay + self.p_cot_n or 0.0
         # every event but the account's very first one closes a gap
         gaps = self.n - self.n_folded - (1 if self.n_folded == 0 and self.n > 0 else 0)
         self.gap_n = self.gap_n * decay + gaps
@@ -205,6 +237,11 @@ class AccountState:
         mean = self.gap_sum / self.gap_n
         var = max(0.0, self.gap_sq / self.gap_n - mean * mean)
         return math.sqrt(var)
+
+    def task_counts(self) -> dict[str, int]:
+        """Calls per task, in order of first use."""
+        tasks = self.tasks
+        return {tasks[0]: tasks[1]} if type(tasks) is tuple else tasks  # type: ignore[return-value]
 
     def top_proxy(self) -> str | None:
         """The egress network this account used most (first to reach the top on ties)."""

@@ -81,10 +81,11 @@ class AccountScorer:
         youth = 0.0 if age is None else _clip(1.0 - age / self.youth_days)
         spread = acc.gap_spread()
         regularity = 0.0 if spread is None else _clip((2.0 - spread) / 1.5)
-        task_total = sum(acc.tasks.values())
+        tasks = acc.task_counts()
+        task_total = sum(tasks.values())
         if task_total >= 8:
             entropy = 0.0
-            for count in acc.tasks.values():
+            for count in tasks.values():
                 p = count / task_total
                 entropy -= p * math.log(p)
             concentration = _clip(1.0 - entropy / _LOG_TASKS)

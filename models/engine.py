@@ -74,15 +74,15 @@ def _shared(name: str) -> str:
     return sys.intern(name) if type(name) is str else name
 
 
-def _join_group(groups: dict, key: str, member: str) -> tuple[str] | set[str]:
-    """Add ``member`` to ``groups[key]``: a 1-tuple while it has one member (most
-    payment methods have one user, and a tuple is a fifth of a set), then a set."""
+def _join_group(groups: dict, key: str, member: str) -> str | set[str]:
+    """Add ``member`` to ``groups[key]``: the bare member while it is alone (most
+    payment methods have one user, and a set costs ten times a dict slot), then a set."""
     members = groups.get(key)
     if members is None:
-        members = groups[key] = (member,)
-    elif type(members) is tuple:
-        if members[0] != member:
-            members = groups[key] = {members[0], member}
+        members = groups[key] = member
+    elif type(members) is str:
+        if members != member:
+            members = groups[key] = {members, member}
     else:
         members.add(member)
     return members
@@ -93,13 +93,27 @@ def _leave_group(groups: dict, key: str, member: str) -> None:
     members = groups.get(key)
     if members is None:
         return
-    if type(members) is tuple:
-        if members[0] == member:
+    if type(members) is str:
+        if members == member:
             del groups[key]
     else:
         members.discard(member)
         if not members:
             del groups[key]
+
+
+def _group_size(groups: dict, key: str | None) -> int:
+    members = groups.get(key) if key is not None else None
+    if members is None:
+        return 0
+    return 1 if type(members) is str else len(members)
+
+
+def _group_members(groups: dict, key: str) -> tuple[str, ...] | set[str]:
+    members = groups.get(key)
+    if members is None:
+        return ()
+    return (members,) if type(members) is str else members
 
 
 @dataclass(frozen=True)
@@ -208,8 +222,8 @@ class Engine:
         self._accounts: dict[str, AccountState] = {}
         self._suspects: dict[str, AccountState] = {}
         # payment fingerprint -> owners, and -> accounts (see _join_group)
-        self._payments: dict[str, tuple[str] | set[str]] = {}
-        self._payment_accounts: dict[str, tuple[str] | set[str]] = {}
+        self._payments: dict[str, str | set[str]] = {}
+        self._payment_accounts: dict[str, str | set[str]] = {}
         self._proxy_stats: dict[str, aggregate.GroupState] = {}
         self._payment_stats: dict[str, aggregate.GroupState] = {}
         self._pop_tasks: dict[str, int] = {}
@@ -541,13 +555,21 @@ class Engine:
             # (a mix can only outgrow its bound when a key is added)
             if task is not None:
                 counts = acc.tasks
-                count = counts.get(task)
-                if count is None:
-                    counts[_shared(task)] = 1
-                    if len(counts) > 16:
-                        _prune(counts, 12)
+                if type(counts) is tuple:
+                    if counts[0] == task:
+                        acc.tasks = (counts[0], counts[1] + 1)
+                    else:
+                        acc.tasks = {counts[0]: counts[1], _shared(task): 1}
+                elif counts is NO_COUNTS:
+                    acc.tasks = (_shared(task), 1)
                 else:
-                    counts[task] = count + 1
+                    count = counts.get(task)
+                    if count is None:
+                        counts[_shared(task)] = 1
+                        if len(counts) > 16:
+                            _prune(counts, 12)
+                    else:
+                        counts[task] = count + 1
             if simhash is not None:
                 acc.n_hashed += 1
                 if tid is not None:
@@ -646,7 +668,7 @@ class Engine:
         acc.payment = pf
         owners = _join_group(self._payments, pf, acc.owner)
         _join_group(self._payment_accounts, pf, acc.account_id)
-        if len(owners) >= 2 and pf not in self._payment_stats:
+        if type(owners) is not str and len(owners) >= 2 and pf not in self._payment_stats:
             # aggregated from the moment a second owner shows up: a card used
             # by one customer is not worth the memory
             self._payment_stats[pf] = aggregate.initialize(t)
@@ -717,7 +739,7 @@ class Engine:
         acc.fold(now, cfg.half_life_s)
         if acc.n < cfg.min_events:
             return
-        pay_owners = len(self._payments.get(acc.payment, ())) if acc.payment else 0
+        pay_owners = _group_size(self._payments, acc.payment) if acc.payment else 0
         if not acc.suspect and not acc.in_sample:
             bound = self._scorer.upper_bound(acc, self._templates.owners, pay_owners)
             if bound < cfg.suspect_exit:
@@ -759,7 +781,7 @@ class Engine:
             return acc.link_keys
         cfg = self.config
         keys: list = []
-        if acc.payment is not None and len(self._payments.get(acc.payment, ())) >= 2:
+        if _group_size(self._payments, acc.payment) >= 2:
             keys.append(("pay", acc.payment))
         if acc.n_hashed:
             floor = 0.2 * acc.n_hashed
@@ -841,7 +863,7 @@ class Engine:
         age_sum = template_share = cot = youth = 0.0
         shared_payment = 0
         for m in members:
-            for task, count in m.tasks.items():
+            for task, count in m.task_counts().items():
                 tasks[task] = tasks.get(task, 0) + count
             # m.volume_at(now, half_life_s), inlined
             dt = now - m.w_t
@@ -927,8 +949,8 @@ class Engine:
             pf = m.payment
             if pf is not None and pf not in payments_seen:
                 payments_seen.add(pf)
-                if len(self._payments.get(pf, ())) >= 2:
-                    paid_together.update(self._payment_accounts.get(pf, ()))
+                if _group_size(self._payments, pf) >= 2:
+                    paid_together.update(_group_members(self._payment_accounts, pf))
         candidates |= paid_together
         candidates -= member_ids
         for account_id in sorted(candidates):

@@ -69,7 +69,7 @@ def _details(features: dict[str, float], members: list, templates: TemplateIndex
     payments = set()
     for m in members:
         tpl_counts.update(m.templates)
-        task_counts.update(m.tasks)
+        task_counts.update(m.task_counts())
         proxies[m.top_proxy()] += 1
         if m.payment is not None and m.features.get("shared_payment", 0.0) > 0:
             payments.add(m.payment)

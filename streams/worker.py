@@ -230,6 +230,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         started = time.perf_counter()
         dead_out: list = []
         commit: dict = {}
+        sent: list = []
         received = 0
         for tp, messages in batches.items():
             if not messages:
@@ -242,10 +243,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
             dead_out.extend(("dead_letter", rec) for _, rec in dead)
             hw = consumer.highwater(tp)
             if offsets:  # a batch of bad records only: the idle check reports the end
-                await send_handoff(Validator.batch_record(p, offsets, compact, hw))
+                # queued, not awaited one by one: the partitions' records go out in
+                # one produce request (one partition, so they keep their order)
+                sent.append(await _producer_send(
+                    app, handoff_name, None, Validator.batch_record(p, offsets, compact, hw)))
             state.forwarded_next[p] = next_offset
             commit[tp] = next_offset
         await publish(dead_out)
+        await flush(sent)  # every forward acknowledged before the offsets move
         if commit:
             await consumer.commit(commit)
         metrics.inc("exw_events_total", received)

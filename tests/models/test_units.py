@@ -69,7 +69,7 @@ def test_account_state_counts_decays_and_measures_timing():
     for i in range(10):
         acc.observe(_event(i * 60.0, cot=0.8, task="reasoning"), None, "as1/10.0.0.0/24")
     acc.fold(600.0, half_life_s=3600.0)
-    assert acc.n == 10 and abs(acc.cot_mean() - 0.8) < 1e-9 and acc.tasks == {"reasoning": 10}
+    assert acc.n == 10 and abs(acc.cot_mean() - 0.8) < 1e-9 and acc.task_counts() == {"reasoning": 10}
     spread = acc.gap_spread()
     assert spread is not None and spread < 0.01  # perfectly regular script
     before = acc.volume_at(600.0, 3600.0)
