@@ -91,10 +91,11 @@ class TemplateIndex:
         # dict on the hot path), with a compact "any template here" flag per key
         self._by_block: list[list[int] | None] = [None] * _SLOTS
         self._has_block = bytearray(_SLOTS)
-        # block key -> the singleton waiting there (its owner and account), and its
+        # block key -> the singleton waiting there (its owner and account, or the
+        # account alone when it is its own owner), and its
         # fingerprint in a packed array (what every call compares; the entry is read
         # only on a match)
-        self._singletons: list[tuple[str, str] | None] = [None] * _SLOTS
+        self._singletons: list[tuple[str, str] | str | None] = [None] * _SLOTS
         self._single_hash = array("Q", bytes(8 * _SLOTS))
         self._next_tid = 1
 
@@ -155,8 +156,11 @@ class TemplateIndex:
         if (hashes[k3] ^ simhash).bit_count() <= limit and (slot := singletons[k3]) is not None:
             return self._promote(slot, hashes[k3], simhash, owner, account or owner, t)
         hashes[k0] = hashes[k1] = hashes[k2] = hashes[k3] = simhash
-        singletons[k0] = singletons[k1] = singletons[k2] = singletons[k3] = \
-            (owner, account or owner)
+        # the account alone when it is its own owner (no tuple per singleton)
+        if account is None or account == owner:
+            singletons[k0] = singletons[k1] = singletons[k2] = singletons[k3] = owner
+        else:
+            singletons[k0] = singletons[k1] = singletons[k2] = singletons[k3] = (owner, account)
         return None
 
     def _observe(self, tpl: _Template, simhash: int, owner: str, account: str, t: float) -> None:
@@ -232,9 +236,12 @@ class TemplateIndex:
                     by_block[key] = None
                     self._has_block[key] = 0
 
-    def _promote(self, slot: tuple[str, str], first: int, simhash: int, owner: str, account: str,
-                 t: float) -> int:
-        first_owner, first_account = slot
+    def _promote(self, slot: tuple[str, str] | str, first: int, simhash: int, owner: str,
+                 account: str, t: float) -> int:
+        if type(slot) is str:
+            first_owner = first_account = slot
+        else:
+            first_owner, first_account = slot[0], slot[1]
         singletons = self._singletons
         for key in _block_keys(first):
             if singletons[key] is slot:
