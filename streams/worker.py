@@ -31,6 +31,7 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as _FaustConsumerThread
 
 from models.engine import DETECTOR_VERSION
 from streams.config import Settings
@@ -50,6 +51,9 @@ from streams.topics import ensure_topics, partitions_for
 __all__ = ["create_app", "WorkerState"]
 
 log = logging.getLogger("extraction_watch.worker")
+if not callable(getattr(_FaustConsumerThread, "_create_worker_consumer", None)):
+    raise ImportError("this Faust release has no AIOKafkaConsumerThread._create_worker_consumer; "
+                      "streams.worker._set_fetch_wait needs updating")
 BATCH_MAX = 5000
 IDLE_CHECK_S = 1.0
 
@@ -101,8 +105,32 @@ def _producer_send(app: faust.App, topic: str, key: bytes | None, value: bytes |
                              headers=headers)
 
 
+def _set_fetch_wait(wait_ms: int) -> None:
+    """Make Faust's consumer wait ``wait_ms`` at a topic's end instead of its fixed 1.5 s.
+
+    Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no
+    setting to change it; the consumer reads the value only when it starts, so
+    it is set on the new consumer, before that. (Checked at import time below:
+    if a Faust release renames the hook, the worker fails to start rather
+    than silently running slow.)
+    """
+    thread_cls = _FaustConsumerThread
+    original = getattr(thread_cls, "_exw_original_create", None)
+    if original is None:
+        original = thread_cls._create_worker_consumer
+        thread_cls._exw_original_create = original  # type: ignore[attr-defined]
+
+    def create(self, transport):  # type: ignore[no-untyped-def]
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = wait_ms
+        return consumer
+
+    thread_cls._create_worker_consumer = create  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> faust.App:
     settings = settings or load_settings()
+    _set_fetch_wait(settings.fetch_max_wait_ms)
     os.makedirs(settings.data_dir, exist_ok=True)
     credentials: Any = None
     if settings.security_protocol.startswith("SASL"):
@@ -204,6 +232,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             group_id=settings.internal_topic("validate"), enable_auto_commit=False,
             auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=10_000, heartbeat_interval_ms=3_000,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             fetch_max_bytes=32 * 1024 * 1024, **settings.aiokafka_kwargs())
         consumer.subscribe([settings.topic_events], listener=_Rebalance(state))
         await consumer.start()

@@ -52,3 +52,11 @@ def test_sasl_settings_reach_both_clients_and_the_password_is_masked():
     assert kp["sasl_mechanism"] == ak["sasl_mechanism"] == "SCRAM-SHA-512"
     assert kp["sasl_plain_password"] == ak["sasl_plain_password"] == "s3cret"
     assert "s3cret" not in repr(s) and s.describe()["sasl_password"] == "***"
+
+
+def test_fetch_wait_is_bounded() -> None:
+    assert Settings.from_env({}).fetch_max_wait_ms == 100
+    assert Settings.from_env({"EXW_FETCH_MAX_WAIT_MS": "500"}).fetch_max_wait_ms == 500
+    for bad in ("0", "60001", "-5"):
+        with pytest.raises(ConfigError, match="EXW_FETCH_MAX_WAIT_MS"):
+            Settings.from_env({"EXW_FETCH_MAX_WAIT_MS": bad})
