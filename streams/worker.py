@@ -152,6 +152,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_max_request_size=4 * 1024 * 1024,
+        # hand-off records run to megabytes: fetch several at once (A/B on one run: +5%)
+        consumer_max_fetch_size=32 * 1024 * 1024,
         producer_acks=-1,
         stream_buffer_maxsize=8192,
         broker_commit_every=10_000,
