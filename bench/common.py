@@ -115,6 +115,7 @@ class SimulationStream:
         self.path = self.dir / "events.jsonl"
         self.args = {"scenario": scenario, "seed": seed, "out_dir": str(self.dir), **sim_kwargs}
         self.summary: dict[str, Any] | None = None
+        self.wait_s = 0.0
 
     def __enter__(self) -> SimulationStream:
         import subprocess
@@ -132,6 +133,27 @@ class SimulationStream:
         except (OSError, ImportError):
             pass
         return self
+
+    def lines(self, block: int = 1 << 20):
+        """The event lines (with their newline), reading ``block`` bytes at a time and
+        adding the time spent waiting for the simulator to ``self.wait_s``."""
+        from time import perf_counter
+
+        self.wait_s = 0.0
+        read = self.events.read
+        rest = b""
+        while True:
+            t0 = perf_counter()
+            chunk = read(block)
+            self.wait_s += perf_counter() - t0
+            if not chunk:
+                break
+            chunk = rest + chunk
+            cut = chunk.rfind(b"\n") + 1
+            rest = chunk[cut:]
+            yield from chunk[:cut].splitlines(keepends=True)
+        if rest:
+            yield rest
 
     def __exit__(self, *exc: object) -> None:
         import subprocess

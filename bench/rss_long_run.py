@@ -168,7 +168,8 @@ def main() -> int:
           f"a sample every {every:,} events", flush=True)
     if args.via == "fifo":
         with SimulationStream(workdir, "default", args.seed, **sim_kwargs) as stream:
-            samples, totals = run_engine(stream.events, releases, every, start_t, not args.quiet)
+            samples, totals = run_engine(stream.lines(), releases, every, start_t, not args.quiet)
+        totals["waiting_for_simulator_s"] = stream.wait_s
     else:
         if not (workdir / "truth.json").exists():
             simulate("default", args.seed, workdir, **sim_kwargs)
@@ -184,6 +185,7 @@ def main() -> int:
         "sample_every": every,
         "wall_s": round(totals["wall_s"], 1),
         "events_per_s": round(totals["events"] / totals["wall_s"]),
+        "waiting_for_simulator_s": round(totals.get("waiting_for_simulator_s", 0.0), 1),
         "peak_rss_bytes": peak_rss_bytes(),
         "alert_ids": totals["alert_ids"],
         "alert_updates": totals["alert_updates"],
@@ -192,6 +194,7 @@ def main() -> int:
     }, "rss_long_run")
     print(f"events                 {totals['events']:,} over {hours} h of event time")
     print(f"wall                   {totals['wall_s']:,.0f} s  ({result['events_per_s']:,} events/s)")
+    print(f"  waiting              {result['waiting_for_simulator_s']:,.1f} s of it for the simulator")
     print(f"peak RSS               {mib(result['peak_rss_bytes'])}")
     print(f"alerts                 {totals['alert_ids']} ids, {totals['alert_updates']} updates")
     if "growth" in flat:
