@@ -109,13 +109,17 @@ def plot(res: dict[str, dict], out: Path) -> None:
         _missing(ax_ratio, "ratio")
 
     lat = res.get("latency")
-    if lat and lat.get("per_alert"):
-        rows = lat["per_alert"]
-        ax_lat.plot(range(1, len(rows) + 1), [r["latency_s"] * 1000 for r in rows], "o",
-                    ms=4, color="tab:purple")
-        for key, style in (("p50_ms", "--"), ("p99_ms", ":")):
-            ax_lat.axhline(lat["latency"][key], ls=style, color="tab:gray", lw=1,
-                           label=f"{key[:3]} {lat['latency'][key]:,.0f} ms")
+    runs = (lat or {}).get("runs") or ([lat] if lat and lat.get("per_alert") else [])
+    if runs:
+        colors = ["tab:purple", "tab:orange", "tab:cyan"]
+        for k, run in enumerate(runs):
+            rows = run["per_alert"]
+            color = colors[k % len(colors)]
+            q = run["latency"]
+            ax_lat.plot(range(1, len(rows) + 1), [r["latency_s"] * 1000 for r in rows], "o-",
+                        ms=3, lw=0.6, color=color,
+                        label=f"{run['partitions']} partition(s): p50 {q['p50_ms']:,.0f} ms, "
+                              f"p99 {q['p99_ms']:,.0f} ms")
         ax_lat.set_xlabel("alert update, in order of publication")
         ax_lat.set_ylabel("event produced -> alert published (ms)")
         ax_lat.set_ylim(bottom=0)

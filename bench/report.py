@@ -93,14 +93,22 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str]]:
             ]
         out.append(("**long run: RSS flat after warm-up?**", f"**{f.get('verdict', '?')}**", size))
     elif name == "latency":
-        size = (f"{r['events']:,} events at {_n(r['rate_achieved'])}/s, {r['partitions']} partitions, "
-                f"{r['alerts']} alert updates")
-        lat = r.get("latency") or {}
-        out += [
-            ("**event -> alert latency p50**", f"**{_n(lat.get('p50_ms'))} ms**", size),
-            ("**event -> alert latency p99**", f"**{_n(lat.get('p99_ms'))} ms**", size),
-            ("event -> alert latency max", f"{_n(lat.get('max_ms'))} ms", size),
-        ]
+        runs = r.get("runs") or [r]
+        for run in runs:
+            size = (f"{r['events']:,} events at {_n(run['rate_achieved'])}/s, "
+                    f"{run['partitions']} partition(s), {run['alerts']} alert updates, event time "
+                    f"x{_n(r.get('event_time_speedup'))}")
+            lat = run.get("latency") or {}
+            bold = "**" if run is runs[0] else ""
+            out += [
+                (f"{bold}event -> alert latency p50, {run['partitions']} partition(s){bold}",
+                 f"{bold}{_n(lat.get('p50_ms'))} ms{bold}", size),
+                (f"{bold}event -> alert latency p99, {run['partitions']} partition(s){bold}",
+                 f"{bold}{_n(lat.get('p99_ms'))} ms{bold}", size),
+                (f"worker backlog behind the producer, {run['partitions']} partition(s)",
+                 f"at most {_n(run.get('max_backlog_events'))} events "
+                 f"({'kept up' if run.get('kept_up') else 'fell behind'})", size),
+            ]
     elif name == "scale_public_reports":
         size = f"scale {r['scale']:g}: {r['events']:,} events, {r['campaign_accounts']:,} campaign accounts"
         out += [
