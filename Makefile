@@ -38,8 +38,8 @@ kafka-down:
 	$(PYTHON) deploy/kafka/broker.py down $(if $(PURGE),--purge)
 
 # `make bench`: scripts that print figures (not timed tests) and write bench/results/*.json,
-# docs/performance.png and docs/performance.md. The defaults finish in about 15-25 minutes
-# on 2 cores; full sizes (about an hour):
+# docs/performance.png and docs/performance.md. The defaults finish in about 23 minutes
+# on 2 cores; full sizes (about 40 minutes on quiet cores, up to an hour on a shared machine):
 #   make bench BENCH_LONG_EVENTS=20000000 BENCH_PUBLIC_SCALE=1.0 BENCH_LATENCY_SCALE=1.0 BENCH_WORKER_SCALE=0.2
 # engine vs decode-only and engine vs bytewax (default scenario, about this many events)
 BENCH_EVENTS ?= 1000000

@@ -135,11 +135,12 @@ HOW = """\
 ## How to reproduce
 
 ```sh
-make bench          # everything below at development sizes (about 25 min on 2 cores)
+make bench          # everything below at development sizes (about 23 min on 2 cores)
 make bench-report   # only re-plot and re-write this page from bench/results/*.json
 ```
 
-Full-size figures (the sizes the issue asks for; about 60-70 min on 2 cores):
+Full-size figures (the sizes the issue asks for; about 40 min on 2 quiet cores, up to an
+hour on a shared machine):
 
 ```sh
 make bench BENCH_EVENTS=1000000 BENCH_ACCOUNTS=100000,1000000 BENCH_LONG_EVENTS=20000000 \\
@@ -174,7 +175,9 @@ docs/performance.png and `bench/report.py` writes this page.
   bound); the trigger of an alert decided at tick boundary B is the first
   event later than (the first event at or after B) + 5 min lateness, the
   event that moves the watermark past the tick; latency is from handing it to
-  the producer to the alert record's Kafka timestamp.
+  the producer to the alert record's Kafka timestamp. The same events go
+  through a 4-partition and a 1-partition events topic; the worker's backlog
+  behind the producer (polled from its /metrics) says whether it kept up.
 * **Public-report sizes**: scenario `public-reports` (about 24 thousand
   fraudulent accounts, a 20-thousand-account campaign behind one proxy
   network making about 13 million calls, about 16 million events), scored
