@@ -402,7 +402,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         # the sizes of the publicly reported distillation campaigns (about 24
         # thousand fraudulent accounts, one proxy network running over 20
         # thousand of them, 13 million exchanges in one campaign, over 16
-        # million in all) on the default world and timeline: the hydra is the
+        # million in all; here 15.7M) on the default world and timeline: the hydra is the
         # 20k-account proxy campaign with ~13M calls over its 68 hours; the
         # reasoning and agentic farms bring the total to 24k accounts
         "hydra.accounts": 20000,
