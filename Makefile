@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench bench-report install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +37,40 @@ kafka-up:
 kafka-down:
 	$(PYTHON) deploy/kafka/broker.py down $(if $(PURGE),--purge)
 
-bench: $(STAMP)
-	$(PY) bench/engine_throughput.py
+# `make bench`: scripts that print figures (not timed tests) and write bench/results/*.json,
+# docs/performance.png and docs/performance.md. The defaults finish in about 23 minutes
+# on 2 cores; full sizes (about 40 minutes on quiet cores, up to an hour on a shared machine):
+#   make bench BENCH_LONG_EVENTS=20000000 BENCH_PUBLIC_SCALE=1.0 BENCH_LATENCY_SCALE=1.0 BENCH_WORKER_SCALE=0.2
+# engine vs decode-only and engine vs bytewax (default scenario, about this many events)
+BENCH_EVENTS ?= 1000000
+# memory per tracked account and per tracked proxy at these account counts
+BENCH_ACCOUNTS ?= 100000,1000000
+# RSS over a long stream (full size: 20000000)
+BENCH_LONG_EVENTS ?= 5000000
+# public-report campaign sizes (full size: 1.0, about 16 million events)
+BENCH_PUBLIC_SCALE ?= 0.25
+# worker vs bare consumer on the real broker (0.2: about 194 thousand events)
+BENCH_WORKER_SCALE ?= 0.1
+# event-to-alert latency at BENCH_LATENCY_RATE events/s (1.0: about 1 million events, 200 s)
+BENCH_LATENCY_SCALE ?= 0.5
+BENCH_LATENCY_RATE ?= 5000
+RESULTS := bench/results
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) bench/engine_throughput.py --events $(BENCH_EVENTS) --accounts $(BENCH_ACCOUNTS) --json $(RESULTS)/engine_throughput.json
+	$(PY) bench/peer_bytewax.py --events $(BENCH_EVENTS) --json $(RESULTS)/peer_bytewax.json
+	$(PY) bench/rss_long_run.py --events $(BENCH_LONG_EVENTS) --quiet --json $(RESULTS)/rss_long_run.json
+	$(PY) bench/scale_public_reports.py --scale $(BENCH_PUBLIC_SCALE) --json $(RESULTS)/scale_public_reports.json
+	deploy/kafka/with-broker.sh sh -c '$(PY) bench/worker_throughput.py --scale $(BENCH_WORKER_SCALE) --json $(RESULTS)/worker_throughput.json; a=$$?; $(PY) bench/latency.py --scale $(BENCH_LATENCY_SCALE) --rate $(BENCH_LATENCY_RATE) --json $(RESULTS)/latency.json; b=$$?; exit $$((a | b))'
+	$(MAKE) --no-print-directory bench-report
+
+bench-report: $(BENCH_STAMP)
+	$(PY) bench/plot.py --results $(RESULTS) --out docs/performance.png
+	$(PY) bench/report.py --results $(RESULTS) --out docs/performance.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

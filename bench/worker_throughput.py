@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import re
 import signal
 import socket
@@ -34,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import stamp, write_result  # noqa: E402
 from extraction_watch.produce import produce_file  # noqa: E402
 from extraction_watch.simulator import simulate  # noqa: E402
 from streams.config import Settings  # noqa: E402
@@ -185,25 +185,22 @@ def main() -> int:
     crash = run_worker(env_for("crash"), int(worker["valid"]), kill_at=0.5, count_dead=False)
     worker_rate = expected / worker["processing_s"] if worker["processing_s"] else None
     bare_rate = total / bare_s
-    result = {
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "events": total, "partitions": args.partitions,
+    result = stamp({
+        "events": total, "scale": args.scale, "partitions": args.partitions,
         "bare_consumer_events_per_s": round(bare_rate),
         "worker_events_per_s": round(worker_rate) if worker_rate else None,
         "ratio": round(worker_rate / bare_rate, 4) if worker_rate else None,
         "worker_launch_to_ready_s": round(worker["launch_to_ready_s"], 2),
         "restart_to_ready_after_kill9_s": round(crash.get("restart_to_ready_s", float("nan")), 2),
         "produce_events_per_s": round(total / produced["seconds"]) if produced.get("seconds") else None,
-    }
+    }, "worker_throughput")
     print(f"events                       {total:,} on {args.partitions} partitions")
     print(f"bare aiokafka consumer       {result['bare_consumer_events_per_s']:,} events/s")
     print(f"worker (end to end)          {result['worker_events_per_s']:,} events/s")
     print(f"ratio worker/bare            {result['ratio']}")
     print(f"worker launch to ready       {result['worker_launch_to_ready_s']} s")
     print(f"restart to ready (kill -9)   {result['restart_to_ready_after_kill9_s']} s")
-    if args.json:
-        Path(args.json).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    write_result(args.json, result)
     return 0
 
 

@@ -163,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("simulate", help="write a simulated traffic scenario with ground truth")
-    sim.add_argument("--scenario", default="default", help="one of: default, small, benign, variant-a, variant-b")
+    from extraction_watch.simulator import scenario_names
+
+    sim.add_argument("--scenario", default="default",
+                     help="one of: " + ", ".join(scenario_names()))
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--out", required=True)
     sim.add_argument("--scale", type=float, default=1.0)

@@ -398,6 +398,31 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "hydra.calls_per_episode": 3.0,
         "run.bad_rate": 0.0005,
     },
+    "public-reports": {
+        # the sizes of the publicly reported distillation campaigns (about 24
+        # thousand fraudulent accounts, one proxy network running over 20
+        # thousand of them, 13 million exchanges in one campaign, over 16
+        # million in all; here 15.7M) on the default world and timeline: the hydra is the
+        # 20k-account proxy campaign with ~13M calls over its 68 hours; the
+        # reasoning and agentic farms bring the total to 24k accounts
+        "hydra.accounts": 20000,
+        "hydra.rate_per_hour": 191000.0,
+        "hydra.payment_methods": 1200,
+        "proxy.pool_ips": 2400,
+        "proxy.asns": 12,
+        "proxy.prefixes": 48,
+        "reasoning.accounts": 500,
+        "reasoning.rate_per_hour": 10000.0,
+        "reasoning.payment_methods": 60,
+        "reasoning.egress_prefixes": 20,
+        "reasoning.egress_asns": 6,
+        "agentic.accounts": 3500,
+        "agentic.rate_per_hour": 25000.0,
+        "agentic.payment_methods": 450,
+        "agentic.orgs": 290,
+        "agentic.egress_prefixes": 600,
+        "agentic.egress_asns": 150,
+    },
 }
 
 

@@ -1,0 +1,173 @@
+"""Helpers shared by the benchmark scripts (not a test module; no third-party imports).
+
+Every result file records the machine it was measured on and when, so that a
+figure is never read without its context.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def machine() -> dict[str, Any]:
+    """Cores, Python version and platform of this machine."""
+    info: dict[str, Any] = {"cores": os.cpu_count(), "python": platform.python_version(),
+                            "platform": platform.platform()}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        info["load_avg_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    return info
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process (``/proc/self/statm``)."""
+    with open("/proc/self/statm", "rb") as fh:
+        return int(fh.read().split()[1]) * _PAGE
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (``getrusage``, KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stamp(result: dict[str, Any], script: str, argv: list[str] | None = None) -> dict[str, Any]:
+    """``result`` with the machine, the date and the command that produced it first."""
+    args = sys.argv[1:] if argv is None else argv
+    head = {"benchmark": script, "date": now_iso(), "machine": machine(),
+            "command": " ".join(["python", f"bench/{script}.py", *args])}
+    return {**head, **result}
+
+
+def write_result(path: str | Path | None, result: dict[str, Any]) -> None:
+    if not path:
+        return
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    print(f"wrote {out}", flush=True)
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+# ------------------------------------------------------- simulated streams
+def releases_for(scenario: str, **sim_kwargs: Any) -> list[bytes]:
+    """The model_release lines ``simulate`` writes for these arguments, known up front
+    (the simulator writes releases.jsonl only after the events)."""
+    from extraction_watch.simulator import resolve_params
+    from extraction_watch.simulator.clock import format_ms, parse_rfc3339
+    from extraction_watch.simulator.run import RELEASES
+
+    params = resolve_params(scenario, **sim_kwargs)
+    run = params["run"]
+    start_ms = parse_rfc3339(run["start"])
+    released = format_ms(start_ms + round(run["release_h"] * 3_600_000))
+    out = [{"model": m, "released_at": at} for m, at in RELEASES if m != run["new_model"]]
+    out.append({"model": run["new_model"], "released_at": released})
+    return [orjson.dumps({"v": 1, **r}) for r in out]
+
+
+class SimulationStream:
+    """``simulate(...)`` in a child process writing events.jsonl into a FIFO.
+
+    Nothing reaches the disk but releases.jsonl and truth.json (written by the
+    child once the events are done); the child blocks whenever the reader is
+    behind, so both stay in constant memory. Use as a context manager; read
+    ``self.events`` (a binary file object) to the end, then leave the block,
+    which waits for the child (or kills it if the reader left early).
+    """
+
+    _CHILD = ("import sys, orjson\n"
+              "from extraction_watch.simulator import simulate\n"
+              "a = orjson.loads(sys.argv[1])\n"
+              "s = simulate(a.pop('scenario'), a.pop('seed'), a.pop('out_dir'), **a)\n"
+              "print(orjson.dumps(s).decode())\n")
+
+    def __init__(self, workdir: str | Path, scenario: str, seed: int, **sim_kwargs: Any) -> None:
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / "events.jsonl"
+        self.args = {"scenario": scenario, "seed": seed, "out_dir": str(self.dir), **sim_kwargs}
+        self.summary: dict[str, Any] | None = None
+        self.wait_s = 0.0
+
+    def __enter__(self) -> SimulationStream:
+        import subprocess
+
+        if self.path.exists() or self.path.is_symlink():
+            self.path.unlink()
+        os.mkfifo(self.path)
+        self.proc = subprocess.Popen([sys.executable, "-c", self._CHILD, orjson.dumps(self.args)],
+                                     stdout=subprocess.PIPE, cwd=str(ROOT))
+        self.events = open(self.path, "rb", buffering=1 << 20)  # noqa: SIM115 - closed in __exit__
+        try:  # a larger pipe: fewer wake-ups of the two processes
+            import fcntl
+
+            fcntl.fcntl(self.events.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+        except (OSError, ImportError):
+            pass
+        return self
+
+    def lines(self, block: int = 1 << 20):
+        """The event lines (with their newline), reading ``block`` bytes at a time and
+        adding the time spent waiting for the simulator to ``self.wait_s``."""
+        from time import perf_counter
+
+        self.wait_s = 0.0
+        read = self.events.read
+        rest = b""
+        while True:
+            t0 = perf_counter()
+            chunk = read(block)
+            self.wait_s += perf_counter() - t0
+            if not chunk:
+                break
+            chunk = rest + chunk
+            cut = chunk.rfind(b"\n") + 1
+            rest = chunk[cut:]
+            yield from chunk[:cut].splitlines(keepends=True)
+        if rest:
+            yield rest
+
+    def __exit__(self, *exc: object) -> None:
+        import subprocess
+
+        self.events.close()
+        try:
+            if exc[0] is not None:
+                self.proc.kill()
+            out, _ = self.proc.communicate(timeout=None if exc[0] is None else 30)
+            if self.proc.returncode == 0 and out:
+                self.summary = orjson.loads(out.strip().splitlines()[-1])
+            elif exc[0] is None:
+                raise RuntimeError(f"the simulator exited with status {self.proc.returncode}")
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        finally:
+            self.path.unlink(missing_ok=True)
