@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["AlertEpisode", "SEVERITY_RANK", "MAX_ACCOUNTS", "MAX_SAMPLES"]
+__all__ = ["AlertEpisode", "SEVERITY_RANK", "MAX_ACCOUNTS", "MAX_PAGES", "MAX_SAMPLES"]
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 MAX_ACCOUNTS = 1000
+# records one update may take to name every new member of a huge cluster
+# (public reports describe proxy networks running 20 thousand accounts)
+MAX_PAGES = 50
 MAX_SAMPLES = 20
 _ENTITY_PREFIX = {"cluster": "cl-", "account": "acct-", "proxy": "px-", "payment": "pay-"}
 
@@ -63,6 +66,10 @@ class AlertEpisode:
         digest = hashlib.sha256(f"{kind}|{scope}|{anchor}|{ms}".encode()).hexdigest()
         entity_id = _ENTITY_PREFIX.get(entity_type, "") + digest[20:36]
         return cls("exw-" + digest[:20], kind, entity_type, entity_id, anchor, first_seen)
+
+    def unannounced(self) -> int:
+        """Members no published update has named yet."""
+        return sum(1 for a in self.members if a not in self.announced)
 
     def accounts_for_update(self) -> list[str]:
         """Up to MAX_ACCOUNTS ids: accounts not yet announced first, then the strongest."""

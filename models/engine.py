@@ -39,7 +39,7 @@ from models.account import (
     _prune,
 )
 from models.account_score import AccountScorer
-from models.alerts import SEVERITY_RANK, AlertEpisode
+from models.alerts import MAX_PAGES, SEVERITY_RANK, AlertEpisode
 from models.cluster_score import ClusterScorer, co_activity, dispersion_balance, js_divergence
 from models.cohort import CohortScorer
 from models.contract import (
@@ -1038,10 +1038,13 @@ class Engine:
                       if (acc := self._accounts.get(a)) is not None}
         self._cluster_view[episode.alert_id] = {"features": features, "owners": len(all_owners),
                                                 "members": members}
+        # members the updates have not named yet (joined in steps below `grown`)
+        backlog = episode.unannounced() >= 5
         if episode.seq == 0:
             episode.severity = severity
             self._emit(episode, now, out)
-        elif escalated or phase_change or (due and (grown or severity != episode.severity)):
+        elif escalated or phase_change or (due and (grown or backlog
+                                                    or severity != episode.severity)):
             episode.severity = max(severity, episode.severity, key=SEVERITY_RANK.__getitem__) \
                 if escalated else severity
             self._emit(episode, now, out)
@@ -1167,16 +1170,23 @@ class Engine:
         return samples
 
     def _emit(self, episode: AlertEpisode, now: float, out: list) -> None:
+        """Publish an update; a cluster with more new accounts than one record holds
+        (``MAX_ACCOUNTS``) gets further records of the same update, seq after seq,
+        until every member has been named once (up to ``MAX_PAGES`` records)."""
         view = self._cluster_view.get(episode.alert_id)
         evidence, summary = self._explain_cluster(episode, view)
         strongest = sorted(episode.members, key=lambda a: (-episode.members[a], a))
-        record = episode.record(
-            detected_at=format_rfc3339(now), first_seen=format_rfc3339(episode.first_seen),
-            summary=summary, evidence=evidence, samples=self._samples(strongest),
-            version=self.config.detector_version)
+        samples = self._samples(strongest)
+        for _ in range(MAX_PAGES):
+            record = episode.record(
+                detected_at=format_rfc3339(now), first_seen=format_rfc3339(episode.first_seen),
+                summary=summary, evidence=evidence, samples=samples,
+                version=self.config.detector_version)
+            self._count_alert(record)
+            out.append(("alert", record))
+            if not episode.unannounced():
+                break
         episode.last_emit_t = now
-        self._count_alert(record)
-        out.append(("alert", record))
 
     def _emit_pivot(self, pivot: AlertEpisode, cluster: AlertEpisode, model: str, release_t: float,
                     test: PivotDetector | None, now: float, out: list) -> None:
