@@ -175,6 +175,7 @@ class Worker:
         self.port = int(env["EXW_WEB_PORT"])
         self.log = log
         self.started = time.monotonic()
+        self.killed = False
         with open(log, "ab") as out:
             self.proc = subprocess.Popen([EXE, "worker", "--loglevel", "warning"], env=env,
                                          stdout=out, stderr=subprocess.STDOUT)
@@ -224,6 +225,7 @@ class Worker:
         return self.proc.poll() is None
 
     def kill(self) -> None:
+        self.killed = True
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
 

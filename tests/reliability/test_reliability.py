@@ -87,7 +87,7 @@ class Dataset:
 
 
 @pytest.fixture(scope="module")
-def dataset(profile: Profile, tmp_path_factory) -> Dataset:
+def dataset(profile: Profile, tmp_path_factory):
     out = tmp_path_factory.mktemp("reliability")
     seconds = {}
     started = time.monotonic()
@@ -116,7 +116,9 @@ def dataset(profile: Profile, tmp_path_factory) -> Dataset:
     record("dataset", {**mixed.counts(), "scenario": profile.scenario, "seed": profile.seed,
                        "sim_scale": profile.scale, "sim_hours": profile.hours,
                        "seconds": {k: round(v, 1) for k, v in seconds.items()}})
-    return data
+    yield data
+    for big in ("mixed.jsonl", "sim/events.jsonl"):  # hundreds of MB at full size
+        (out / big).unlink(missing_ok=True)
 
 
 def _end_of_data(mixed: Mixed) -> float:
@@ -169,6 +171,10 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str,
           workers: list[Worker], poll_s: float = 0.25) -> float:
     started = time.monotonic()
     while not condition():
+        crashed = [w for w in workers if not w.killed and not w.alive()]
+        if crashed:
+            raise AssertionError(f"{what}: a worker exited (code {crashed[0].proc.returncode})\n"
+                                 + crashed[0].tail())
         if time.monotonic() - started > timeout_s:
             raise AssertionError(f"{what}: not within {timeout_s:.0f} s\n"
                                  + "\n".join(w.tail() for w in workers))
