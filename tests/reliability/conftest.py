@@ -59,6 +59,7 @@ PROFILES = {
 # figures of this session, filled by the tests (see ``record``)
 FIGURES: dict[str, Any] = {}
 _STARTED = time.monotonic()
+_SPENT: dict[str, float] = {}  # seconds in this directory's tests, by test name
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -66,6 +67,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if _HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.reliability)
             item.add_marker(pytest.mark.kafka)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Time spent here (setup, call and teardown), to say what the suite adds to a run."""
+    if "tests/reliability/" in report.nodeid.replace("\\", "/"):
+        name = report.nodeid.rpartition("::")[2]
+        _SPENT[name] = _SPENT.get(name, 0.0) + report.duration
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +112,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if "runs" not in FIGURES and "dataset" not in FIGURES:
         return
     FIGURES["totals"] = _totals()
-    FIGURES["suite_wall_s"] = round(time.monotonic() - _STARTED, 1)
+    FIGURES["session_wall_s"] = round(time.monotonic() - _STARTED, 1)
+    FIGURES["reliability_tests_s"] = round(sum(_SPENT.values()), 1)
+    FIGURES["test_seconds"] = {k: round(v, 1) for k, v in _SPENT.items()}
     FIGURES["machine"] = {"cores": os.cpu_count(), "python": platform.python_version(),
                           "implementation": sys.implementation.name,
                           "platform": platform.platform()}
@@ -125,6 +135,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     write(f"  totals       kills survived {totals['worker_kills']}, broker restarts "
           f"{totals['broker_restarts']}, bad inputs tried {totals['bad_inputs_tried']:,}, "
           f"events lost {totals['events_lost']}")
+    write(f"  time         {FIGURES['reliability_tests_s']:.0f} s in these tests (setup, call "
+          f"and teardown)")
     out = os.environ.get(RESULTS_ENV)
     if out:
         path = Path(out)
