@@ -19,16 +19,25 @@ placed right after it, so its fate is known by construction:
 
 The payloads are drawn by a ``@given`` function with ``derandomize=True``, so
 the same stream gives the same payloads on every run (same Hypothesis
-version); nothing reads ``strategy.example()``.
+version); nothing reads ``strategy.example()``. Hypothesis also mixes literals
+found in the project's modules loaded at the time into a few of its draws, so
+the tests call :func:`generate_isolated`, which draws in a fresh interpreter
+that has loaded only this module's imports: the same payloads whether the
+suite runs alone or inside the whole test session.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import pickle
+import subprocess
+import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -43,7 +52,9 @@ from models.contract import (
     parse_rfc3339,
 )
 
-__all__ = ["BAD_KINDS", "KINDS", "Fuzzed", "Mixed", "generate", "mix"]
+__all__ = ["BAD_KINDS", "KINDS", "Fuzzed", "Mixed", "generate", "generate_isolated", "mix"]
+
+_ROOT = Path(__file__).resolve().parents[2]
 
 LATENESS_S = 300.0          # EngineConfig.lateness_s
 MAX_FUTURE_S = 86400.0      # EngineConfig.max_future_s
@@ -481,6 +492,15 @@ def generate(lines: Sequence[bytes], bad: int, *, warmup: int = 200) -> list[Fuz
     return out
 
 
+def generate_isolated(events: Path, bad: int) -> list[Fuzzed]:
+    """:func:`generate` over the lines of ``events``, in a fresh interpreter."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "fuzzed.pickle"
+        subprocess.run([sys.executable, "-m", "tests.reliability.fuzz", str(events), str(bad),
+                        str(out)], cwd=_ROOT, check=True)
+        return [Fuzzed(*fields) for fields in pickle.loads(out.read_bytes())]
+
+
 def mix(lines: Sequence[bytes], fuzzed: Sequence[Fuzzed]) -> Mixed:
     """The valid lines with each fuzzed payload right after its anchor."""
     after: dict[int, list[Fuzzed]] = {}
@@ -498,3 +518,10 @@ def mix(lines: Sequence[bytes], fuzzed: Sequence[Fuzzed]) -> Mixed:
             expected.append(f.expected)
             kinds.append(f.kind)
     return Mixed(out_lines, expected, kinds, list(fuzzed))
+
+
+if __name__ == "__main__":  # python -m tests.reliability.fuzz EVENTS.jsonl BAD OUT.pickle
+    _events, _bad, _out = sys.argv[1:]
+    _drawn = generate(Path(_events).read_bytes().splitlines(), int(_bad))
+    Path(_out).write_bytes(pickle.dumps([(f.kind, f.payload, f.expected, f.anchor)
+                                         for f in _drawn]))
