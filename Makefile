@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint bench bench-report install clean
+.PHONY: demo test lint bench bench-report install clean reliability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check models streams extraction_watch bench tests
 	$(VENV)/bin/mypy
 	deploy/kafka/with-broker.sh $(PY) -m pytest
+
+# The reliability suite at full size (about 500k events, 5 kills -9, a broker restart, a
+# worker taking over, 10k+ fuzzed bad payloads; up to about 15 min) against a throwaway
+# broker; figures to bench/results/reliability.json. `make test` runs it short.
+reliability: $(STAMP)
+	EXW_RELIABILITY_SCALE=full EXW_RELIABILITY_RESULTS=bench/results/reliability.json \
+		deploy/kafka/with-broker.sh $(PY) -m pytest -m reliability --durations=12 tests/reliability
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check models streams extraction_watch bench tests

@@ -31,6 +31,7 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as _FaustConsumerThread
 
 from models.engine import DETECTOR_VERSION
@@ -48,7 +49,7 @@ from streams.handoff import (
 from streams.metrics import Metrics
 from streams.topics import ensure_topics, partitions_for
 
-__all__ = ["create_app", "WorkerState"]
+__all__ = ["create_app", "WorkerState", "commit_assigned", "highwater_if_assigned"]
 
 log = logging.getLogger("extraction_watch.worker")
 if not callable(getattr(_FaustConsumerThread, "_create_worker_consumer", None)):
@@ -97,6 +98,35 @@ class WorkerState:
         self.metrics = Metrics()
         self.recovered_in_s: float | None = None
         self.started = time.monotonic()
+
+
+def highwater_if_assigned(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The partition's high watermark, or None once it is no longer assigned.
+
+    The group can rebalance (a worker joins or leaves) while a batch is being
+    forwarded, and aiokafka asserts on a partition it no longer holds.
+    """
+    return consumer.highwater(tp) if tp in consumer.assignment() else None
+
+
+async def commit_assigned(consumer: AIOKafkaConsumer, offsets: dict) -> dict:
+    """Commit the offsets of the partitions this consumer still holds; return those.
+
+    A partition taken away by a rebalance while its batch was forwarded is not
+    ours to commit (aiokafka raises, and the worker used to crash on it): its new
+    owner reads it again from the last commit. The reducer skips events it has
+    applied; dead letters may repeat (at least once).
+    """
+    held = consumer.assignment()
+    mine = {tp: offset for tp, offset in offsets.items() if tp in held}
+    if not mine:
+        return {}
+    try:
+        await consumer.commit(mine)
+    except (CommitFailedError, IllegalStateError) as exc:
+        log.warning("commit skipped, the group rebalanced meanwhile: %s", exc)
+        return {}
+    return mine
 
 
 def _producer_send(app: faust.App, topic: str, key: bytes | None, value: bytes | None,
@@ -272,7 +302,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             next_offset = records[-1][0] + 1
             offsets, compact, dead = state.validator.validate(p, records)
             dead_out.extend(("dead_letter", rec) for _, rec in dead)
-            hw = consumer.highwater(tp)
+            hw = highwater_if_assigned(consumer, tp)
             if offsets:  # a batch of bad records only: the idle check reports the end
                 # queued, not awaited one by one: the partitions' records go out in
                 # one produce request (one partition, so they keep their order)
@@ -283,7 +313,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         await publish(dead_out)
         await flush(sent)  # every forward acknowledged before the offsets move
         if commit:
-            await consumer.commit(commit)
+            await commit_assigned(consumer, commit)
         metrics.inc("exw_events_total", received)
         metrics.observe("exw_validate_batch_seconds", time.perf_counter() - started)
 
