@@ -640,6 +640,9 @@ class ApiCall(
     msgspec.Struct,
     kw_only=True,
     gc=False,
+    # msgspec skips an unknown field without checking it is valid JSON (invalid
+    # UTF-8, NaN, 1e999 pass): such payloads go to the reference decoder instead
+    forbid_unknown_fields=True,
     rename={
         "cot": "cot_elicitation",
         **{name: f"__exw.{name}" for name in _DERIVED},

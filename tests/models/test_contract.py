@@ -1012,3 +1012,19 @@ def test_fast_path_rejects_what_msgspec_cannot_check(field: str, value: str) -> 
     outcome = _outcome(payload, decode_api_call)
     assert outcome[0] == "error" and outcome[2] == field
     assert outcome == _outcome(payload, contract._decode_checked)
+
+
+_BAD_JSON_VALUES = [b'"\xff"', b'"\xed\xa0\x80"', b"NaN", b"-Infinity", b"Infinity", b"1e999",
+                    b"-1e999", b"01", b"1.", b".5", b"+1", b"'x'", b"[" * 1100 + b"]" * 1100,
+                    b'"\\ud800"', b'"\\x41"', b"tru", b"nul", b'"a\tb"', b"[1,]", b'{"a":1,}']
+
+
+@pytest.mark.parametrize("value", _BAD_JSON_VALUES, ids=range(len(_BAD_JSON_VALUES)))
+@pytest.mark.parametrize("field", ["extra", "prompt", "user_agent", "cot_elicitation",
+                                   "latency_ms", "features"])
+def test_fast_path_rejects_what_orjson_rejects_anywhere(field: str, value: bytes) -> None:
+    # bytes that are not JSON (or not UTF-8) in a field msgspec checks, skips or
+    # keeps raw: both decoders give the same verdict
+    body = orjson.dumps({k: v for k, v in _FULL_EVENT.items() if k != field})
+    payload = body[:-1] + b', "' + field.encode() + b'": ' + value + b"}"
+    assert _outcome(payload, decode_api_call) == _outcome(payload, contract._decode_checked)
