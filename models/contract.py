@@ -29,7 +29,7 @@ Decoding is the per-event hot path, so :func:`decode_api_call` is written as
 one straight run of ``type(x) is ...`` checks and keeps bounded memoisation
 tables (timestamp minute prefixes, timestamp second/offset suffixes, whole
 account-creation timestamps, IP address validity), each cleared when it
-passes 100k entries. They cache pure functions of their keys, so results
+passes its bound (10k to 100k entries). They cache pure functions of their keys, so results
 never depend on what was decoded before.
 
 >>> event = decode_api_call(
@@ -144,7 +144,13 @@ _INT64_MAX = (1 << 63) - 1
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 # First instant of year 10000: contract timestamps lie in [0, _T_END).
 _T_END = (date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL + 1) * 86400
-_CACHE_LIMIT = 100_000
+# Memo tables are cleared when they pass their bound (they cache pure functions,
+# so results never depend on them); the bounds keep a long run's memory flat:
+# a minute prefix is hot for a minute, a producer's IP or account creation time
+# for its sessions, while the 60,000 ":SS.mmmZ" suffixes stay hot for ever.
+_CACHE_LIMIT = 100_000  # second/offset suffixes
+_MINUTE_CACHE_LIMIT = 10_000  # about a week of minutes
+_ENTITY_CACHE_LIMIT = 50_000  # IP validity, account creation times
 _MAX_TS_CHARS = len("2026-03-06T10:00:00.123456789+02:00")
 # Longest textual IP address ipaddress accepts without a scope id
 # ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255").
@@ -210,7 +216,7 @@ def _epoch_slow(s: str) -> float | None:
     if rest is None:
         return None
     base = (local.toordinal() - _EPOCH_ORDINAL) * 86400 + local.hour * 3600 + local.minute * 60
-    if len(_minute_epochs) > _CACHE_LIMIT:
+    if len(_minute_epochs) > _MINUTE_CACHE_LIMIT:
         _minute_epochs.clear()
     if len(_suffix_seconds) > _CACHE_LIMIT:
         _suffix_seconds.clear()
@@ -343,7 +349,7 @@ def _ip_ok_slow(s: str) -> bool:
             ok = False
         else:
             ok = True
-    if len(_ip_validity) > _CACHE_LIMIT:
+    if len(_ip_validity) > _ENTITY_CACHE_LIMIT:
         _ip_validity.clear()
     _ip_validity[s] = ok
     return ok
@@ -897,7 +903,7 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
                 created_t = _epoch(created)
                 if created_t is None:
                     return _decode_checked(payload)
-                if len(_epoch_by_string) > _CACHE_LIMIT:
+                if len(_epoch_by_string) > _ENTITY_CACHE_LIMIT:
                     _epoch_by_string.clear()
                 _epoch_by_string[created] = created_t
             event.account_created_t = created_t
@@ -1048,7 +1054,7 @@ def _decode_checked(payload: bytes | bytearray | memoryview | str | dict[str, An
             account_created_t = _epoch(account_created_at)
             if account_created_t is None:
                 raise _field_error(obj, "account_created_at")
-            if len(_epoch_by_string) > _CACHE_LIMIT:
+            if len(_epoch_by_string) > _ENTITY_CACHE_LIMIT:
                 _epoch_by_string.clear()
             _epoch_by_string[account_created_at] = account_created_t
     if type(model) is not str or not 0 < len(model) <= 128:

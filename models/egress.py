@@ -30,7 +30,7 @@ class EgressKeyer:
         plain dict that is dropped when full beats an LRU on the hot path).
     """
 
-    def __init__(self, v4_prefix: int = 24, v6_prefix: int = 48, cache_size: int = 200_000):
+    def __init__(self, v4_prefix: int = 24, v6_prefix: int = 48, cache_size: int = 50_000):
         self.v4_prefix = v4_prefix
         self.v6_prefix = v6_prefix
         self.cache_size = cache_size

@@ -583,7 +583,8 @@ def test_format_rfc3339_examples_and_limits() -> None:
 
 
 def test_memo_tables_are_bounded_and_do_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(contract, "_CACHE_LIMIT", 5)
+    for bound in ("_CACHE_LIMIT", "_MINUTE_CACHE_LIMIT", "_ENTITY_CACHE_LIMIT"):
+        monkeypatch.setattr(contract, bound, 5)
     stamps = [f"2026-03-06T10:{m:02d}:{s:02d}.{m * s:03d}+01:00" for m in range(30) for s in range(0, 60, 7)]
     for text in stamps * 2:
         expected = datetime.fromisoformat(text).timestamp()
