@@ -1038,13 +1038,12 @@ class Engine:
                       if (acc := self._accounts.get(a)) is not None}
         self._cluster_view[episode.alert_id] = {"features": features, "owners": len(all_owners),
                                                 "members": members}
-        # members the updates have not named yet (joined in steps below `grown`)
-        backlog = episode.unannounced() >= 5
         if episode.seq == 0:
             episode.severity = severity
             self._emit(episode, now, out)
-        elif escalated or phase_change or (due and (grown or backlog
-                                                    or severity != episode.severity)):
+        # (an update is also due for members never named: they joined in steps below `grown`)
+        elif escalated or phase_change or (due and (grown or severity != episode.severity
+                                                    or episode.unannounced() >= 5)):
             episode.severity = max(severity, episode.severity, key=SEVERITY_RANK.__getitem__) \
                 if escalated else severity
             self._emit(episode, now, out)

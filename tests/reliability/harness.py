@@ -24,7 +24,7 @@ from kafka.codec import has_lz4
 
 from extraction_watch.produce import _key_and_timestamp
 
-__all__ = ["Broker", "RunResult", "Worker", "free_port", "group_offsets", "read_topic",
+__all__ = ["Broker", "RunResult", "Worker", "free_port", "group_offsets",
            "send_lines", "topic_ends", "worker_env"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,38 +74,6 @@ def send_lines(bootstrap: str, topic: str, lines: Sequence[bytes]) -> list[tuple
 
 
 # ------------------------------------------------------------------ reading back
-
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 120.0) -> list[Any]:
-    """Every record of ``topic`` up to the end offsets taken at the start, no group."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, client_id="exw-reliability-read",
-                             max_partition_fetch_bytes=_MAX_REQUEST + (1 << 20),
-                             fetch_max_bytes=4 * _MAX_REQUEST)
-    deadline = time.monotonic() + timeout_s
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        while not parts:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {topic!r} does not exist")
-            time.sleep(0.2)
-            parts = consumer.partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        records: list[Any] = []
-        pending = {tp for tp in tps if consumer.position(tp) < end[tp]}
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic!r}: end not reached in {timeout_s:.0f} s")
-            for tp, recs in consumer.poll(timeout_ms=1000, max_records=10_000).items():
-                records.extend(r for r in recs if r.offset < end[tp])
-            pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
-        records.sort(key=lambda r: (r.partition, r.offset))
-        return records
-    finally:
-        consumer.close()
-
 
 def topic_ends(bootstrap: str, prefix: str) -> dict[str, dict[int, int]]:
     """End offsets of every partition of every topic whose name starts with ``prefix``."""

@@ -40,7 +40,7 @@ import pytest
 from extraction_watch.cli import main as cli_main
 from extraction_watch.simulator import simulate
 from models.contract import parse_rfc3339
-from tests.integration.conftest import create_topics, delete_topics, unique_prefix
+from tests.integration.conftest import consume_all, create_topics, delete_topics, unique_prefix
 
 from .conftest import Profile, record
 from .fuzz import BAD_KINDS, KINDS, Mixed, generate_isolated, mix
@@ -52,7 +52,6 @@ from .harness import (
     alerts_by_update,
     group_members,
     group_offsets,
-    read_topic,
     send_lines,
     topic_ends,
     worker_env,
@@ -214,7 +213,7 @@ def finish(name: str, prod: Produced, data: Dataset, workers: list[Worker],
 
     def dead_letters_out() -> bool:
         nonlocal records
-        records = read_topic(prod.bootstrap, dlq)
+        records = consume_all(prod.bootstrap, dlq, timeout_s=120.0)
         dead.clear()
         for r in records:
             rec = orjson.loads(r.value)
@@ -236,7 +235,7 @@ def finish(name: str, prod: Produced, data: Dataset, workers: list[Worker],
     # the hand-off offset is committed once a record's outputs are published: when it
     # reaches the end, every alert is out
     result.notes["settled"] = _settle(prod, owner, app)
-    result.alerts = alerts_by_update(read_topic(prod.bootstrap, f"{prefix}alerts-{app}"))
+    result.alerts = alerts_by_update(consume_all(prod.bootstrap, f"{prefix}alerts-{app}", timeout_s=120.0))
     return result
 
 
@@ -355,7 +354,7 @@ def _replay_beside(prod: Produced, env: dict[str, str], tmp: Path) -> dict[str, 
     after = {"ends": topic_ends(prod.bootstrap, prefix),
              "offsets": group_offsets(prod.bootstrap, prefix),
              "members": {g: group_members(prod.bootstrap, g) for g in groups}}
-    records = read_topic(prod.bootstrap, replay_alerts)
+    records = consume_all(prod.bootstrap, replay_alerts, timeout_s=120.0)
     summary = orjson.loads((tmp / "replay-summary.json").read_bytes()) if ran.returncode == 0 \
         else {}
     return {"events_topic": f"{prefix}calls", "refused_rc": refused,
