@@ -4,6 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+# compiled builds of the hot modules (models/_native.py): rebuilt when a source changes;
+# without a C compiler the package runs as pure Python (slower, same results)
+NATIVE := $(VENV)/exw-native/models/_digests.json
+NATIVE_SRC := $(wildcard models/*.py models/*.pxd) extraction_watch/compile.py
 
 .PHONY: demo test lint bench bench-report install clean reliability
 
@@ -13,12 +17,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NATIVE): $(STAMP) $(NATIVE_SRC)
+	$(PY) -m extraction_watch.compile
 
-demo: $(STAMP)
+install: $(STAMP) $(NATIVE)
+
+demo: $(STAMP) $(NATIVE)
 	$(VENV)/bin/extraction-watch demo
 
-test: $(STAMP)
+test: $(STAMP) $(NATIVE)
 	$(VENV)/bin/ruff check models streams extraction_watch bench tests
 	$(VENV)/bin/mypy
 	deploy/kafka/with-broker.sh $(PY) -m pytest
@@ -26,7 +33,7 @@ test: $(STAMP)
 # The reliability suite at full size (about 500k events, 5 kills -9, a broker restart, a
 # worker taking over, 10k+ fuzzed bad payloads; up to about 15 min) against a throwaway
 # broker; figures to bench/results/reliability.json. `make test` runs it short.
-reliability: $(STAMP)
+reliability: $(STAMP) $(NATIVE)
 	EXW_RELIABILITY_SCALE=full EXW_RELIABILITY_RESULTS=bench/results/reliability.json \
 		deploy/kafka/with-broker.sh $(PY) -m pytest -m reliability --durations=12 tests/reliability
 
@@ -63,7 +70,7 @@ BENCH_LATENCY_SCALE ?= 0.5
 BENCH_LATENCY_RATE ?= 5000
 RESULTS := bench/results
 
-$(BENCH_STAMP): $(STAMP) pyproject.toml
+$(BENCH_STAMP): $(STAMP) $(NATIVE) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 

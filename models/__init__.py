@@ -15,8 +15,13 @@ and emits alert v1 records (:mod:`models.alerts`) explained by
 aggregates (:mod:`models.aggregate`).
 """
 
-from models.contract import ContractError, decode_api_call, decode_model_release
-from models.engine import DETECTOR_VERSION, Engine, EngineConfig
+from models import _native
+
+# compiled builds of the hot modules, when built and current (see models/_native.py)
+_native.activate(__path__)
+
+from models.contract import ContractError  # noqa: E402, decode_api_call, decode_model_release
+from models.engine import DETECTOR_VERSION, Engine, EngineConfig  # noqa: E402
 
 __all__ = [
     "ContractError",

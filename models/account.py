@@ -132,6 +132,11 @@ class AccountState:
         self.link_keys: list | None = None  # cached per scoring
         self.keys_t = _NEVER
 
+    def __reduce__(self) -> tuple:
+        # the same pickle from the compiled and the pure-Python build (checkpoints move
+        # between them): the field values in __slots__ order
+        return _restore_account, (tuple([getattr(self, name) for name in _FIELDS]),)
+
     def observe(self, ev, template_id: int | None, proxy_key: str) -> None:
         """Count one API call (already decoded and in event-time order).
 
@@ -251,3 +256,13 @@ class AccountState:
         if self.created_t is None:
             return None
         return max(0.0, (self.first_t - self.created_t) / 86400.0)
+
+
+_FIELDS = AccountState.__slots__
+
+
+def _restore_account(values: tuple) -> AccountState:
+    acc = AccountState.__new__(AccountState)
+    for name, value in zip(_FIELDS, values, strict=True):
+        setattr(acc, name, value)
+    return acc

@@ -53,6 +53,10 @@ class GroupState:
             setattr(group, name, state[name])
         return group
 
+    def __reduce__(self) -> tuple:
+        # the same pickle from the compiled and the pure-Python build
+        return _restore_group, (tuple([getattr(self, name) for name in _FIELDS]),)
+
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
 
@@ -65,6 +69,16 @@ class GroupState:
 
     def __repr__(self) -> str:
         return f"GroupState(n={self.n}, accounts={account_count(self)}, last_t={self.last_t})"
+
+
+_FIELDS = GroupState.__slots__
+
+
+def _restore_group(values: tuple) -> GroupState:
+    group = GroupState.__new__(GroupState)
+    for name, value in zip(_FIELDS, values, strict=True):
+        setattr(group, name, value)
+    return group
 
 
 def initialize(t: float) -> GroupState:

@@ -39,6 +39,7 @@ from models.account import (
     _prune,
 )
 from models.account_score import AccountScorer
+from models.aggregate import GroupState
 from models.alerts import MAX_PAGES, SEVERITY_RANK, AlertEpisode
 from models.cluster_score import ClusterScorer, co_activity, dispersion_balance, js_divergence
 from models.cohort import CohortScorer
@@ -523,6 +524,10 @@ class Engine:
         max_accounts = aggregate.MAX_ACCOUNTS
         max_templates = 2 * MAX_TEMPLATES
         max_proxies = 2 * MAX_PROXIES
+        acc: AccountState | None
+        group: GroupState | None
+        t: float
+        lg: float
         for ev in events:
             account_id = ev.account_id
             t = ev.t

@@ -207,12 +207,18 @@ def test_service_commands_parse(tmp_path: Path) -> None:
 
 def test_dockerfile_and_dockerignore() -> None:
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
-    for source in re.findall(r"^COPY\s+(.+?)\s+\S+$", dockerfile, re.M):
+    # the image carries the compiled hot modules where models/_native.py looks for them
+    # (sys.prefix is /usr/local in the python images), built in a stage of the same Python
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", dockerfile, re.M)
+    assert stages[0] == ("python:3.11", "native") and stages[-1][0] == "python:3.11-slim"
+    assert "python -m extraction_watch.compile" in dockerfile
+    assert re.search(r"^COPY --from=native /native /usr/local/exw-native$", dockerfile, re.M)
+    for source in re.findall(r"^COPY\s+(?!--from=)(.+?)\s+\S+$", dockerfile, re.M):
         for path in source.split():
             assert (REPO / path).exists(), f"COPY source {path} missing"
     assert 'ENTRYPOINT ["extraction-watch"]' in dockerfile
     ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
     assert {".venv", ".git", "bench/out"} <= ignored
-    copied = {p for source in re.findall(r"^COPY\s+(.+?)\s+\S+$", dockerfile, re.M)
+    copied = {p for source in re.findall(r"^COPY\s+(?!--from=)(.+?)\s+\S+$", dockerfile, re.M)
               for p in source.split()}
     assert not copied & ignored

@@ -1,0 +1,2 @@
+from models.account cimport AccountState
+from models.aggregate cimport GroupState
