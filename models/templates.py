@@ -34,6 +34,10 @@ from __future__ import annotations
 
 from array import array
 
+# whether this module runs compiled (models/_native.py): an extension module's file
+# is not a .py file
+_COMPILED = not __file__.endswith((".py", ".pyc"))
+
 __all__ = ["TemplateIndex"]
 
 _BLOCK_SHIFTS = (48, 32, 16, 0)
@@ -44,6 +48,26 @@ _BITS64 = (1 << 64) - 1
 # fingerprint become 64 bytes of 0 or 1 (bit i in byte i from the low end), so
 # one integer addition counts all 64 bits (a lane holds at most 32 votes)
 _TO_LANES = bytes.maketrans(b"01", b"\x00\x01")
+
+
+# SWAR popcount masks (C unsigned 64-bit constants in the compiled build: templates.pxd)
+_M1 = 0x5555555555555555
+_M2 = 0x3333333333333333
+_M4 = 0x0F0F0F0F0F0F0F0F
+_H01 = 0x0101010101010101
+
+
+def _distance(a, b):  # (typed in templates.pxd)
+    """Hamming distance of two 64-bit fingerprints."""
+    x = a ^ b
+    if not _COMPILED:
+        return x.bit_count()
+    # the compiled build: popcount in C unsigned 64-bit arithmetic (the product wraps
+    # modulo 2**64 there; this branch never runs in pure Python)
+    x -= (x >> 1) & _M1
+    x = (x & _M2) + ((x >> 2) & _M2)
+    x = (x + (x >> 4)) & _M4
+    return (x * _H01) >> 56
 
 
 def _block_keys(h: int) -> tuple[int, int, int, int]:
@@ -98,6 +122,18 @@ class TemplateIndex:
         self._singletons: list[tuple[str, str] | str | None] = [None] * _SLOTS
         self._single_hash = array("Q", bytes(8 * _SLOTS))
         self._next_tid = 1
+        self._views()
+
+    def _views(self) -> None:
+        # what match() reads: in the compiled build, typed views of the same memory
+        self._flags = self._has_block
+        self._hashes = self._single_hash
+
+    def __reduce__(self) -> tuple:
+        # the same pickle from the compiled and the pure-Python build
+        return _restore_index, ((self.max_distance, self.max_owners, self._templates,
+                                 self._by_block, self._has_block, self._singletons,
+                                 self._single_hash, self._next_tid),)
 
     # -- queries -----------------------------------------------------------
     def owners(self, tid: int) -> int:
@@ -122,18 +158,20 @@ class TemplateIndex:
         return tpl.label if tpl is not None else f"tpl-expired-{tid}"
 
     # -- the hot path ------------------------------------------------------
-    def match(self, simhash: int, owner: str, t: float, account: str | None = None) -> int | None:
+    def match(self, simhash, owner, t, account=None):  # (typed in templates.pxd)
         """Return the template id of ``simhash`` (None while it is a singleton).
 
-        ``simhash`` is a 64-bit fingerprint (an int in ``[0, 2**64)``).
+        ``simhash`` is a 64-bit fingerprint (an int in ``[0, 2**64)``), ``owner``
+        who sent it, ``t`` its event time, ``account`` the account (if not the owner).
         """
         limit = self.max_distance
-        k0 = (simhash >> 48) & 0xFFFF
-        k1 = 0x10000 | ((simhash >> 32) & 0xFFFF)
-        k2 = 0x20000 | ((simhash >> 16) & 0xFFFF)
-        k3 = 0x30000 | (simhash & 0xFFFF)
-        has_block = self._has_block
-        if has_block[k0] or has_block[k1] or has_block[k2] or has_block[k3]:
+        h = simhash
+        k0 = (h >> 48) & 0xFFFF
+        k1 = 0x10000 | ((h >> 32) & 0xFFFF)
+        k2 = 0x20000 | ((h >> 16) & 0xFFFF)
+        k3 = 0x30000 | (h & 0xFFFF)
+        flags = self._flags
+        if flags[k0] or flags[k1] or flags[k2] or flags[k3]:
             templates = self._templates
             by_block = self._by_block
             for key in (k0, k1, k2, k3):
@@ -141,21 +179,21 @@ class TemplateIndex:
                 if tids:
                     for tid in tids:
                         tpl = templates[tid]
-                        if (tpl.rep ^ simhash).bit_count() <= limit:
+                        if _distance(tpl.rep, h) <= limit:
                             self._observe(tpl, simhash, owner, account or owner, t)
                             return tid
         # a slot's packed fingerprint is meaningful only while its entry is set
-        hashes = self._single_hash
+        hashes = self._hashes
         singletons = self._singletons
-        if (hashes[k0] ^ simhash).bit_count() <= limit and (slot := singletons[k0]) is not None:
+        if _distance(hashes[k0], h) <= limit and (slot := singletons[k0]) is not None:
             return self._promote(slot, hashes[k0], simhash, owner, account or owner, t)
-        if (hashes[k1] ^ simhash).bit_count() <= limit and (slot := singletons[k1]) is not None:
+        if _distance(hashes[k1], h) <= limit and (slot := singletons[k1]) is not None:
             return self._promote(slot, hashes[k1], simhash, owner, account or owner, t)
-        if (hashes[k2] ^ simhash).bit_count() <= limit and (slot := singletons[k2]) is not None:
+        if _distance(hashes[k2], h) <= limit and (slot := singletons[k2]) is not None:
             return self._promote(slot, hashes[k2], simhash, owner, account or owner, t)
-        if (hashes[k3] ^ simhash).bit_count() <= limit and (slot := singletons[k3]) is not None:
+        if _distance(hashes[k3], h) <= limit and (slot := singletons[k3]) is not None:
             return self._promote(slot, hashes[k3], simhash, owner, account or owner, t)
-        hashes[k0] = hashes[k1] = hashes[k2] = hashes[k3] = simhash
+        hashes[k0] = hashes[k1] = hashes[k2] = hashes[k3] = h
         # the account alone when it is its own owner (no tuple per singleton)
         if account is None or account == owner:
             singletons[k0] = singletons[k1] = singletons[k2] = singletons[k3] = owner
@@ -268,3 +306,11 @@ class TemplateIndex:
 
     def __len__(self) -> int:
         return len({id(tpl) for tpl in self._templates.values()})
+
+
+def _restore_index(state: tuple) -> TemplateIndex:
+    index = TemplateIndex.__new__(TemplateIndex)
+    (index.max_distance, index.max_owners, index._templates, index._by_block, index._has_block,
+     index._singletons, index._single_hash, index._next_tid) = state
+    index._views()
+    return index
