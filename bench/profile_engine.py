@@ -7,12 +7,15 @@ that only reads and orjson-decodes the same lines. Timers add their own cost
 shares. For a sampling profile of the same run:
 ``py-spy record -o profile.svg -- .venv/bin/python bench/profile_engine.py FILE``.
 
+The pure-Python build only (the compiled one cannot be wrapped).
+
 Usage: python bench/profile_engine.py EVENTS.jsonl [--limit N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +24,11 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# the timers wrap Engine methods, which the compiled build's Engine (a cdef class) does
+# not allow: this script times the pure-Python build (models/_native.py); for the
+# compiled one, `perf record` a run of bench/engine_throughput.py
+if __name__ == "__main__":
+    os.environ["EXW_PURE_PYTHON"] = "1"
 
 from extraction_watch.cli import tune_gc  # noqa: E402
 from models import contract  # noqa: E402

@@ -1,2 +1,31 @@
+# Cython declarations for models/engine.py (pure-Python mode): the engine's state as
+# C struct fields in the compiled build (an instance attribute of an ordinary class
+# costs a dict lookup per read there).
 from models.account cimport AccountState
 from models.aggregate cimport GroupState
+
+cdef class Engine:
+    cdef public object config, stats, _max_t
+    cdef public double _watermark
+    cdef public object _partitions, _partition_max, _idle
+    cdef public bint _deferring
+    cdef public list _buffer
+    cdef public double _tail_t
+    cdef public object _tail_id
+    cdef public bint _unsorted
+    cdef public double _due_from, _due_at
+    cdef public dict _dedup
+    cdef public object _next_tick
+    cdef public Py_ssize_t _tick_index
+    cdef public object _tick_active, _unscored, _tick_models, _stream_start
+    cdef public dict _accounts
+    cdef public object _suspects, _payments, _payment_accounts, _proxy_stats, _payment_stats
+    cdef public object _pop_tasks, _models_first_seen, _releases, _explicit_releases
+    cdef public object _templates, _egress, _egress_cache
+    cdef public Py_ssize_t _applied
+    cdef public object _scorer, _cluster_scorer, _cohort, _baseline_sums
+    cdef public Py_ssize_t _baseline_n
+    cdef public object _episodes, _member_episode, _pivot_tests, _pivot_episodes
+    cdef public object _cot_tests, _cluster_view
+    # EngineConfig values read per event
+    cdef public double _lateness_s, _max_future_s, _dedup_horizon_s

@@ -192,6 +192,10 @@ class Engine:
     def __init__(self, config: EngineConfig | None = None):
         self.config = cfg = config or EngineConfig()
         self.stats = EngineStats()
+        # read for every event (a typed copy in the compiled build: engine.pxd)
+        self._lateness_s = cfg.lateness_s
+        self._max_future_s = cfg.max_future_s
+        self._dedup_horizon_s = cfg.dedup_horizon_s
         self._max_t: float | None = None
         self._watermark = -math.inf
         # partitioned sources: the watermark is the lowest of the partitions'
@@ -378,7 +382,8 @@ class Engine:
 
     def _accept(self, ev: ApiCall, payload: Any, source: dict | None,
                 partition: Any = None) -> list | tuple:
-        cfg = self.config
+        t: float
+        lateness = self._lateness_s
         if ev.raw_text_dropped:
             self.stats.raw_text_dropped += ev.raw_text_dropped
         t = ev.t
@@ -386,23 +391,23 @@ class Engine:
         if max_t is None:
             max_t = self._max_t = t
             if partition is None:
-                self._watermark = t - cfg.lateness_s
+                self._watermark = t - lateness
         elif t < self._watermark or (
                 partition is not None
-                and t < self._partition_max.get(partition, t) - cfg.lateness_s):
+                and t < self._partition_max.get(partition, t) - lateness):
             floor = self._watermark if partition is None else max(
-                self._watermark, self._partition_max.get(partition, t) - cfg.lateness_s)
+                self._watermark, self._partition_max.get(partition, t) - lateness)
             return [self._dead("late", f"event time {ev.ts} is behind the watermark "
                                f"{format_rfc3339(floor)}", source, payload or ev.to_dict())]
-        elif t > max_t + cfg.max_future_s:
+        elif t > max_t + self._max_future_s:
             return [self._dead("time_out_of_range", f"event time {ev.ts} is more than "
-                               f"{cfg.max_future_s:.0f}s ahead of stream time "
+                               f"{self._max_future_s:.0f}s ahead of stream time "
                                f"{format_rfc3339(max_t)}", source, payload or ev.to_dict())]
         # dedup by event time: a repeat within the horizon (and at most two
         # horizons) of the first copy counts once, in any order of arrival
         eid = ev.event_id
         buckets = self._dedup
-        bucket = int(t // cfg.dedup_horizon_s)
+        bucket = int(t // self._dedup_horizon_s)
         ids = buckets.get(bucket)
         if ids is None:
             ids = buckets[bucket] = set()
@@ -425,7 +430,7 @@ class Engine:
             return self._advance_partition(partition, t)
         if t > max_t:
             self._max_t = t
-            watermark = t - cfg.lateness_s
+            watermark = t - lateness
             if watermark > self._watermark:
                 self._watermark = watermark
                 if watermark > self._due_at:
@@ -1229,9 +1234,10 @@ class Engine:
                                self._group_summary)
 
     # --------------------------------------------------------- checkpoints
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._egress_cache = self._egress._cache  # re-link the hot-path alias
+    def __reduce__(self) -> tuple:
+        # the same pickle from the compiled build (a cdef class: engine.pxd) and the
+        # pure-Python one: the state in _FIELDS order
+        return _restore_engine, (type(self), tuple([getattr(self, name) for name in _FIELDS]))
 
     # ------------------------------------------------------------- queries
     def applied_events(self) -> int:
@@ -1267,3 +1273,25 @@ class Engine:
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
+
+
+# every attribute of an Engine (tests/models/test_engine.py checks the list is complete)
+_FIELDS = (
+    "config", "stats", "_lateness_s", "_max_future_s", "_dedup_horizon_s", "_max_t",
+    "_watermark", "_partitions", "_partition_max", "_idle", "_deferring", "_buffer",
+    "_tail_t", "_tail_id", "_unsorted", "_due_from", "_due_at", "_dedup", "_next_tick",
+    "_tick_index", "_tick_active", "_unscored", "_tick_models", "_stream_start", "_accounts",
+    "_suspects", "_payments", "_payment_accounts", "_proxy_stats", "_payment_stats",
+    "_pop_tasks", "_models_first_seen", "_releases", "_explicit_releases", "_templates",
+    "_egress", "_applied", "_scorer", "_cluster_scorer", "_cohort", "_baseline_sums",
+    "_baseline_n", "_episodes", "_member_episode", "_pivot_tests", "_pivot_episodes",
+    "_cot_tests", "_cluster_view",
+)
+
+
+def _restore_engine(cls: type[Engine], values: tuple) -> Engine:
+    engine = cls.__new__(cls)
+    for name, value in zip(_FIELDS, values, strict=True):
+        setattr(engine, name, value)
+    engine._egress_cache = engine._egress._cache  # the hot-path alias
+    return engine

@@ -166,3 +166,30 @@ def test_duplicates_are_judged_by_event_time_not_by_arrival():
     assert reasons(engine.process(event(1, T0 + 20), partition=0)) == ["duplicate"]
     # and a repeat many horizons later is a new call
     assert engine.process(event(1, T0 + 4 * 3600), partition=0) == ()
+
+
+def test_engine_fields_list_every_attribute():
+    """Checkpoints pickle the fields named in engine._FIELDS, and the compiled build
+    declares them in engine.pxd: a new attribute must be added to both."""
+    import re
+    from pathlib import Path
+
+    from models import engine as engine_module
+
+    engine = Engine()
+    declared = set()
+    pxd = Path(engine_module.__file__).with_name("engine.pxd")
+    if not pxd.exists():  # the compiled module sits elsewhere: read the source's
+        import models
+        pxd = Path(models.__path__[-1]) / "engine.pxd"
+    for line in pxd.read_text().splitlines():
+        match = re.match(r"\s+cdef public [\w.]+ (.+)$", line)
+        if match:
+            declared.update(name.strip() for name in match.group(1).split(","))
+    fields = set(engine_module._FIELDS)
+    assert len(fields) == len(engine_module._FIELDS)
+    assert declared == fields | {"_egress_cache"}
+    if hasattr(engine, "__dict__"):  # the pure-Python build
+        assert set(vars(engine)) == fields | {"_egress_cache"}
+    for name in fields:
+        getattr(engine, name)
