@@ -642,6 +642,13 @@ _NO_RAW = msgspec.Raw()
 _DERIVED = ("t", "account_created_t", "simhash", "raw_text_dropped")
 
 
+_RENAME = {
+    "cot": "cot_elicitation",
+    **{name: f"__exw.{name}" for name in _DERIVED},
+    **{f"dropped_{name}": name for name in sorted(RAW_TEXT_FIELDS)},
+}
+
+
 class ApiCall(
     msgspec.Struct,
     kw_only=True,
@@ -649,11 +656,7 @@ class ApiCall(
     # msgspec skips an unknown field without checking it is valid JSON (invalid
     # UTF-8, NaN, 1e999 pass): such payloads go to the reference decoder instead
     forbid_unknown_fields=True,
-    rename={
-        "cot": "cot_elicitation",
-        **{name: f"__exw.{name}" for name in _DERIVED},
-        **{f"dropped_{name}": name for name in sorted(RAW_TEXT_FIELDS)},
-    },
+    rename=_RENAME,
 ):
     """One decoded ``api_call`` v1 event: metadata only, never raw text.
 
