@@ -198,6 +198,8 @@ _TS_SUFFIX_RE = re.compile(_TS_SUFFIX)
 _minute_epochs: dict[str, int] = {}
 # ":SS[.fff]Z" or ":SS[.fff]+HH:MM" -> seconds to add to the minute (offset applied).
 _suffix_seconds: dict[str, float] = {}
+# ":SS" -> SS (00..60), the whole seconds of ":SS.fffZ" suffixes
+_WHOLE_SECONDS = {f":{sec:02d}": sec for sec in range(61)}
 # Whole string -> epoch seconds, for low-cardinality timestamps (account_created_at).
 _epoch_by_string: dict[str, float] = {}
 
@@ -884,9 +886,19 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
             return _decode_checked(payload)
         ts = event.ts
         minute = _minute_epochs.get(ts[:16])
-        rest = _suffix_seconds.get(ts[16:])
-        if rest is None and minute is not None:
-            rest = _suffix_seconds_slow(ts[16:])  # a new second in a known minute
+        suffix = ts[16:]
+        rest = None
+        if len(suffix) == 8 and suffix[3] == "." and suffix[7] in "Zz":
+            # ":SS.fffZ", the commonest shape: millisecond suffixes (60,000 of them)
+            # would churn the suffix memo, so add the fraction as _suffix_value does
+            sec = _WHOLE_SECONDS.get(suffix[:3])
+            fraction = suffix[4:7]
+            if sec is not None and fraction.isdigit() and fraction.isascii():
+                rest = sec + int(fraction) / 1000
+        if rest is None:
+            rest = _suffix_seconds.get(suffix)
+            if rest is None and minute is not None:
+                rest = _suffix_seconds_slow(suffix)  # a new second in a known minute
         if minute is None or rest is None:
             return _decode_checked(payload)
         t = minute + rest
