@@ -1029,3 +1029,25 @@ def test_fast_path_rejects_what_orjson_rejects_anywhere(field: str, value: bytes
     body = orjson.dumps({k: v for k, v in _FULL_EVENT.items() if k != field})
     payload = body[:-1] + b', "' + field.encode() + b'": ' + value + b"}"
     assert _outcome(payload, decode_api_call) == _outcome(payload, contract._decode_checked)
+
+
+_TS_CHARS = st.sampled_from(list("0123456789") + ["x", " ", "_", "+", "-", "\u0665", "\uff15"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(sec=st.text(_TS_CHARS, min_size=2, max_size=2),
+       fraction=st.text(_TS_CHARS, min_size=3, max_size=3),
+       zone=st.sampled_from(["Z", "z"]), dot=st.sampled_from([".", ","]))
+def test_fast_path_millisecond_suffix_agrees_with_reference_decoder(sec, fraction, zone, dot):
+    """The ":SS.fffZ" suffix is read without the memo: same verdict and the same float."""
+    payload = orjson.dumps(dict(_FULL_EVENT, ts=f"2026-03-06T10:00:{sec}{dot}{fraction}{zone}"))
+    decode_api_call(orjson.dumps(_FULL_EVENT))  # the minute is known
+    assert _outcome(payload, decode_api_call) == _outcome(payload, contract._decode_checked)
+
+
+@pytest.mark.parametrize("ts", ["2026-03-06T10:00:59.999Z", "2026-03-06T10:00:60.000z",
+                                "2026-03-06T10:00:07.010Z", "2026-03-06T23:59:60.500Z"])
+def test_fast_path_millisecond_suffix_values(ts):
+    event = decode_api_call(orjson.dumps(dict(_FULL_EVENT, ts=ts)))
+    assert event.t == parse_rfc3339(ts) == contract._decode_checked(
+        orjson.dumps(dict(_FULL_EVENT, ts=ts))).t
