@@ -160,6 +160,12 @@ class _Draw:
     def draw(self, strategy: Any) -> Any:
         return self.data.draw(strategy)
 
+    def turn(self, every: int) -> int:
+        """This example's turn among ``every`` (0 .. every-1), from its position alone:
+        the rare classes a test relies on come round on turn 0, 1, ... whatever
+        Hypothesis draws (its derandomized draws differ between checkouts)."""
+        return (self.serial // len(KINDS)) % every
+
     def index(self, low: int, high: int) -> int:
         """An integer in [low, high] for bounds that depend on the anchor: drawn as a
         fraction, so that every draw has the same constraints whatever the anchor
@@ -219,12 +225,23 @@ class _Draw:
         style = self.draw(st.sampled_from(["list", "object"]))
         where = self.draw(st.sampled_from(["extra", "raw_text", "features", "model", "status"]))
         field = {"extra": "x_tree", "raw_text": "messages"}.get(where, where)
-        if self.draw(st.booleans()):  # too deep for any JSON parser we use
-            depth = self.draw(st.integers(ORJSON_MAX_DEPTH, 20_000))
+        # (every example makes the same draws, whichever are used: Hypothesis requires
+        # it, and turn() then picks without changing what is drawn)
+        too_deep = self.draw(st.booleans())
+        deep = self.draw(st.integers(ORJSON_MAX_DEPTH, 20_000))  # too deep for our parsers
+        # the enclosing object is one level: the value may have 1023 (at least 2: an
+        # empty list is a valid "features")
+        shallow = self.draw(st.integers(2, ORJSON_MAX_DEPTH - 1))
+        turn = self.turn(4)
+        if turn < 3:  # each outcome comes round (see turn())
+            too_deep = turn == 0
+            where = ("model", "model", "extra")[turn]
+            field = {"extra": "x_tree"}.get(where, where)
+        if too_deep:
+            depth = deep
             expected: str | None = "not_json"
-        else:  # the enclosing object is one level: the value may have 1023
-            # (at least 2: an empty list is a valid "features")
-            depth = self.draw(st.integers(2, ORJSON_MAX_DEPTH - 1))
+        else:
+            depth = shallow
             expected = None if where in ("extra", "raw_text") else "wrong_type"
         event[field] = "@@deep@@"
         return _dumps(event, {"@@deep@@": _nested(depth, style)}), expected
@@ -323,13 +340,23 @@ class _Draw:
         # sizes in bytes; Hypothesis favours the ends of a range, so the rare classes
         # sit in its middle
         cls = self.draw(st.integers(0, 63))
+        # (every example makes the same draws, whichever is used: see deep_nesting)
+        over = self.draw(st.integers(MAX_PAYLOAD_BYTES + _SIZE_MARGIN, MAX_PAYLOAD_BYTES + 300_000))
+        large = self.draw(st.integers(10_000, 200_000))
+        small = self.draw(st.integers(600, 10_000))
+        turn = self.turn(8)  # each class comes round (see turn())
+        if turn == 0:
+            cls = 5
+        elif turn == 1:
+            where, cls = "x_blob", 0
+        elif turn == 2:
+            where, cls = "model", 0
         if cls in (5, 21, 37, 53):        # over the 1 MiB payload limit
-            size = self.draw(st.integers(MAX_PAYLOAD_BYTES + _SIZE_MARGIN,
-                                         MAX_PAYLOAD_BYTES + 300_000))
+            size = over
         elif cls in (9, 13, 25, 29, 41, 57):  # tens to hundreds of kilobytes
-            size = self.draw(st.integers(10_000, 200_000))
+            size = large
         else:
-            size = self.draw(st.integers(600, 10_000))
+            size = small
         char = self.draw(st.sampled_from(["a", "Z", "0", " ", "é", "語", "\u2028", "🙂"]))
         length = max(600, size // len(char.encode()))  # over every field's limit (512)
         value = char * length
@@ -416,13 +443,17 @@ class _Draw:
 
     def late(self, anchor: int) -> tuple[bytes, str | None]:
         t0 = parse_rfc3339(orjson.loads(self.lines[anchor])["ts"])
-        behind = self.draw(st.integers(int(LATENESS_S * 1000) + 1, 86_400_000)) / 1000
-        return self._at(anchor, t0 - behind), "late"
+        ms = self.draw(st.integers(int(LATENESS_S * 1000) + 1, 86_400_000))
+        if self.turn(4) == 0:  # just past the bound (see turn())
+            ms = int(LATENESS_S * 1000) + 1 + ms % 49_000
+        return self._at(anchor, t0 - ms / 1000), "late"
 
     def out_of_order_ok(self, anchor: int) -> tuple[bytes, str | None]:
         t0 = parse_rfc3339(orjson.loads(self.lines[anchor])["ts"])
-        behind = self.draw(st.integers(0, int(LATENESS_S * 1000) - 1)) / 1000
-        return self._at(anchor, t0 - behind), None
+        ms = self.draw(st.integers(0, int(LATENESS_S * 1000) - 1))
+        if self.turn(4) == 0:  # just inside the bound (see turn())
+            ms = int(LATENESS_S * 1000) - 1 - ms % 49_000
+        return self._at(anchor, t0 - ms / 1000), None
 
     def far_future(self, anchor: int) -> tuple[bytes, str | None]:
         ahead = self.draw(st.floats(1.0, 3000 * 86400.0) | st.just(_T_END - self.stream_end
