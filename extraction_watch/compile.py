@@ -47,7 +47,13 @@ def build(out: Path, jobs: int = 2, quiet: bool = True) -> list[str]:
         os.chdir(work)  # cythonize names modules from the package layout under the cwd
         try:
             modules = cythonize(extensions, language_level=3, quiet=quiet, nthreads=jobs,
-                                compiler_directives={"embedsignature": True})
+                                compiler_directives={
+                                    "embedsignature": True,
+                                    # C types come from the .pxd files only: an annotation
+                                    # such as dict[str, float] would otherwise type a
+                                    # .get() result as a C double, which fails on None
+                                    "annotation_typing": False,
+                                })
             dist = Distribution({"name": "exw-native", "ext_modules": modules})
             dist.script_args = ["build_ext", "--build-lib", str(work / "lib"),
                                 "--build-temp", str(work / "tmp"), "-j", str(jobs)]

@@ -1,6 +1,8 @@
 # Cython declarations for models/engine.py (pure-Python mode): the engine's state as
 # C struct fields in the compiled build (an instance attribute of an ordinary class
 # costs a dict lookup per read there).
+cimport cython
+
 from models.account cimport AccountState
 from models.aggregate cimport GroupState
 
@@ -29,3 +31,12 @@ cdef class Engine:
     cdef public object _cot_tests, _cluster_view
     # EngineConfig values read per event
     cdef public double _lateness_s, _max_future_s, _dedup_horizon_s
+
+    # the per-event path (compiled with annotation_typing off: these are the only C types)
+    @cython.locals(t=cython.double, lateness=cython.double)
+    cpdef _accept(self, ev, payload, source, partition=*)
+
+    @cython.locals(acc=AccountState, group=GroupState, t=cython.double, lg=cython.double)
+    cpdef _apply(self, events)
+
+    cpdef _score_account(self, AccountState acc, double now)

@@ -39,7 +39,6 @@ from models.account import (
     _prune,
 )
 from models.account_score import AccountScorer
-from models.aggregate import GroupState
 from models.alerts import MAX_PAGES, SEVERITY_RANK, AlertEpisode
 from models.cluster_score import ClusterScorer, co_activity, dispersion_balance, js_divergence
 from models.cohort import CohortScorer
@@ -382,7 +381,6 @@ class Engine:
 
     def _accept(self, ev: ApiCall, payload: Any, source: dict | None,
                 partition: Any = None) -> list | tuple:
-        t: float
         lateness = self._lateness_s
         if ev.raw_text_dropped:
             self.stats.raw_text_dropped += ev.raw_text_dropped
@@ -529,10 +527,6 @@ class Engine:
         max_accounts = aggregate.MAX_ACCOUNTS
         max_templates = 2 * MAX_TEMPLATES
         max_proxies = 2 * MAX_PROXIES
-        acc: AccountState | None
-        group: GroupState | None
-        t: float
-        lg: float
         for ev in events:
             account_id = ev.account_id
             t = ev.t
@@ -668,8 +662,10 @@ class Engine:
         for model, count in Counter(map(_MODEL, events)).items():
             models[model] = models.get(model, 0) + count
             if model not in models_first_seen:
-                first = next(ev for ev in events if ev.model == model)
-                self._first_sighting(model, first.t)
+                for first in events:  # (it is there: the counter saw it)
+                    if first.model == model:
+                        self._first_sighting(model, first.t)
+                        break
         for task, count in Counter(map(_TASK, events)).items():
             if task is not None:
                 pop_tasks[task] = pop_tasks.get(task, 0) + count
