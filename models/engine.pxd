@@ -40,3 +40,6 @@ cdef class Engine:
     cpdef _apply(self, events)
 
     cpdef _score_account(self, AccountState acc, double now)
+
+    @cython.locals(m=AccountState, dt=cython.double)
+    cpdef _cluster_features(self, list members, double now)

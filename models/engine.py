@@ -892,15 +892,19 @@ class Engine:
             if f.get("shared_payment", 0.0) > 0:
                 shared_payment += 1
         # members whose main egress network carries at least two other owners of the cluster
-        overlap = sum(len(owners) for owners in egress.values() if len(owners) >= 3) / n
+        overlap = 0
+        for owners in egress.values():
+            if len(owners) >= 3:
+                overlap += len(owners)
+        overlap = overlap / n
         # request rate: decayed volume over the time it could have accumulated in
         span = now - first_t
         horizon_s = max(cfg.tick_s, min(span, cfg.half_life_s / _LN2))
         rate_per_h = sum(volumes) / horizon_s * 3600.0
         horizon = now - cfg.sync_window_s
         # a deterministic sample of members is plenty to see waves
-        ratio = co_activity([t for t in m.recent_t if t >= horizon]
-                            for m in members[:cfg.sync_sample_accounts])
+        ratio = co_activity([[t for t in m.recent_t if t >= horizon]
+                             for m in members[:cfg.sync_sample_accounts]])
         # ratio ~1 for independent people; a farm firing waves is far above
         synchrony = min(1.0, max(0.0, math.log(ratio) / math.log(50.0))) if ratio > 1.0 else 0.0
         return {
