@@ -40,6 +40,7 @@ COMPILED = (
     "cluster_score",
     "cohort",
     "linking",
+    "wire",
 )
 DIGESTS = "_digests.json"
 

@@ -57,6 +57,8 @@ import msgspec
 import orjson
 from msgspec import Meta
 
+from models import wire
+
 __all__ = [
     "ACCESS_PATHS",
     "API_CALL_FIELDS",
@@ -884,58 +886,29 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
             event = None
         if event is None:
             return _decode_checked(payload)
-        ts = event.ts
-        minute = _minute_epochs.get(ts[:16])
-        suffix = ts[16:]
-        rest = None
-        if len(suffix) == 8 and suffix[3] == "." and suffix[7] in "Zz":
-            # ":SS.fffZ", the commonest shape: millisecond suffixes (60,000 of them)
-            # would churn the suffix memo, so add the fraction as _suffix_value does
-            sec = _WHOLE_SECONDS.get(suffix[:3])
-            fraction = suffix[4:7]
-            if sec is not None and fraction.isdigit() and fraction.isascii():
-                rest = sec + int(fraction) / 1000
-        if rest is None:
-            rest = _suffix_seconds.get(suffix)
-            if rest is None and minute is not None:
-                rest = _suffix_seconds_slow(suffix)  # a new second in a known minute
-        if minute is None or rest is None:
-            return _decode_checked(payload)
-        t = minute + rest
-        ip_ok = _ip_validity.get(event.client_ip)
-        if ip_ok is None:
-            ip_ok = _ip_ok_slow(event.client_ip)
-        if not ip_ok or not 0 <= t < _T_END:
-            return _decode_checked(payload)
-        # the derived fields are always written: a payload cannot set them
-        event.t = t
-        created = event.account_created_at
-        if created is None:
-            event.account_created_t = None
-        else:
-            created_t = _epoch_by_string.get(created)
-            if created_t is None:
-                created_t = _epoch(created)
-                if created_t is None:
-                    return _decode_checked(payload)
-                if len(_epoch_by_string) > _ENTITY_CACHE_LIMIT:
-                    _epoch_by_string.clear()
-                _epoch_by_string[created] = created_t
-            event.account_created_t = created_t
-        simhash = event.prompt_simhash
-        if simhash is None:
-            event.simhash = None
-        elif _HEX16(simhash) is None:
-            return _decode_checked(payload)
-        else:
-            event.simhash = int(simhash, 16)
-        event.raw_text_dropped = 0
-        if (event.dropped_prompt is not _NO_RAW or event.dropped_completion is not _NO_RAW
-                or event.dropped_messages is not _NO_RAW or event.dropped_text is not _NO_RAW
-                or event.dropped_content is not _NO_RAW):
-            return _decode_checked(payload)
-        return event
+        if _finish(event):
+            return event
+        return _decode_checked(payload)
     return _decode_checked(payload)
+
+
+def _created_epoch_slow(created: str) -> float | None:
+    """Epoch seconds of an account_created_at not in the memo yet (then memoised)."""
+    created_t = _epoch(created)
+    if created_t is not None:
+        if len(_epoch_by_string) > _ENTITY_CACHE_LIMIT:
+            _epoch_by_string.clear()
+        _epoch_by_string[created] = created_t
+    return created_t
+
+
+# what msgspec cannot check is checked in models.wire (compiled with the hot modules)
+wire.bind(_minute_epochs=_minute_epochs, _WHOLE_SECONDS=_WHOLE_SECONDS,
+          _suffix_seconds=_suffix_seconds, _ip_validity=_ip_validity,
+          _epoch_by_string=_epoch_by_string, _suffix_seconds_slow=_suffix_seconds_slow,
+          _ip_ok_slow=_ip_ok_slow, _created_epoch_slow=_created_epoch_slow, _HEX16=_HEX16,
+          _NO_RAW=_NO_RAW, _T_END=_T_END)
+_finish = wire.finish
 
 
 def _decode_checked(payload: bytes | bytearray | memoryview | str | dict[str, Any]) -> ApiCall:

@@ -892,11 +892,11 @@ class Engine:
             if f.get("shared_payment", 0.0) > 0:
                 shared_payment += 1
         # members whose main egress network carries at least two other owners of the cluster
-        overlap = 0
+        shared = 0
         for owners in egress.values():
             if len(owners) >= 3:
-                overlap += len(owners)
-        overlap = overlap / n
+                shared += len(owners)
+        overlap = shared / n
         # request rate: decayed volume over the time it could have accumulated in
         span = now - first_t
         horizon_s = max(cfg.tick_s, min(span, cfg.half_life_s / _LN2))

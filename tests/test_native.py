@@ -166,11 +166,14 @@ def test_digests_cover_every_compiled_module_and_every_declaration():
     assert (PACKAGE / "account.pxd").exists()
 
 
-def test_doctests_of_the_compiled_modules_pass_in_pure_python():
-    # (the suite's own process skips them when it runs the compiled build: see conftest.py)
+def test_doctests_of_the_compiled_modules_and_the_decoder_tests_pass_in_pure_python():
+    # (the suite's own process skips those doctests when it runs the compiled build: see
+    # conftest.py; the decoder tests compare models/wire.py's fast path, which has a
+    # branch of its own in each build, with the reference decoder)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXW_")}
     env["EXW_PURE_PYTHON"] = "1"
     files = [str(PACKAGE / f"{name}.py") for name in _native.COMPILED]
+    files.append(str(ROOT / "tests" / "models" / "test_contract.py"))
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
                            "--doctest-modules", *files], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300, check=False)

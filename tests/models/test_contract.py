@@ -1051,3 +1051,25 @@ def test_fast_path_millisecond_suffix_values(ts):
     event = decode_api_call(orjson.dumps(dict(_FULL_EVENT, ts=ts)))
     assert event.t == parse_rfc3339(ts) == contract._decode_checked(
         orjson.dumps(dict(_FULL_EVENT, ts=ts))).t
+
+
+_IP_CHARS = st.sampled_from(list("0123456789.") + ["a", ":", " ", "\u0661", "%", "-"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(ip=st.one_of(
+    st.text(_IP_CHARS, min_size=1, max_size=17),
+    st.lists(st.integers(0, 300).map(str) | st.sampled_from(["00", "01", "007", "", "1e2"]),
+             min_size=3, max_size=5).map(".".join)))
+def test_fast_path_client_ip_agrees_with_reference_decoder(ip):
+    """Dotted quads are read character by character in the compiled build: same verdicts."""
+    payload = orjson.dumps(dict(_FULL_EVENT, client_ip=ip))
+    assert _outcome(payload, decode_api_call) == _outcome(payload, contract._decode_checked)
+
+
+@settings(max_examples=300, deadline=None)
+@given(simhash=st.text(st.sampled_from(list("0123456789abcdefABCDEFx _+-\u0665")),
+                       min_size=14, max_size=18))
+def test_fast_path_simhash_agrees_with_reference_decoder(simhash):
+    payload = orjson.dumps(dict(_FULL_EVENT, prompt_simhash=simhash))
+    assert _outcome(payload, decode_api_call) == _outcome(payload, contract._decode_checked)

@@ -1,0 +1,195 @@
+"""The half of :func:`models.contract.decode_api_call` that runs after msgspec.
+
+msgspec decodes an api_call and checks the types, lengths and ranges its
+field types express; :func:`finish` checks the rest on the decoded event (the
+timestamp, the client IP, the simhash digits, raw-text keys) and fills the
+derived fields, or says no, and the caller hands the payload to the reference
+decoder, which alone names faults. It is a module of its own so that the
+compiled build (models/_native.py, wire.pxd) runs it: there the commonest
+shapes (a ``:SS.fffZ`` timestamp suffix, a dotted-quad IPv4 address, the
+simhash digits) are read character by character in C; anything else, and the
+pure-Python build, take the memo tables of :mod:`models.contract` (bound at
+its import). Both accept exactly what the reference decoder accepts, with the
+same values (tests/models/test_contract.py, run in both builds).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["bind", "finish"]
+
+# whether this module runs compiled (an extension module's file is not a .py file)
+_COMPILED = not __file__.endswith((".py", ".pyc"))
+
+_minute_epochs: dict = {}
+_WHOLE_SECONDS: dict = {}
+_suffix_seconds: dict = {}
+_ip_validity: dict = {}
+_epoch_by_string: dict = {}
+_suffix_seconds_slow: Any = None
+_ip_ok_slow: Any = None
+_created_epoch_slow: Any = None
+_HEX16: Any = None
+_NO_RAW: Any = None
+_T_END = 0
+
+
+def bind(**names: Any) -> None:
+    """Take the memo tables and helpers of :mod:`models.contract` (called once there)."""
+    module = globals()
+    for name, value in names.items():
+        if name not in module or name.startswith("__") or name in ("bind", "finish"):
+            raise KeyError(name)
+        module[name] = value
+
+
+def finish(event) -> bool:  # (typed in wire.pxd)
+    """Check what msgspec could not on ``event`` and fill its derived fields; False
+    when the payload must go to the reference decoder."""
+    if not _COMPILED:
+        return _finish_pure(event)
+    ts = event.ts
+    minute = _minute_epochs.get(ts[:16])
+    if minute is None:
+        return False
+    rest = None
+    if len(ts) == 24 and ts[16] == ":" and ts[19] == "." and (ts[23] == "Z" or ts[23] == "z"):
+        # ":SS.fffZ": the whole seconds and the fraction added as _suffix_value does
+        s1 = ord(ts[17]) - 48
+        s2 = ord(ts[18]) - 48
+        f1 = ord(ts[20]) - 48
+        f2 = ord(ts[21]) - 48
+        f3 = ord(ts[22]) - 48
+        if 0 <= s1 <= 9 and 0 <= s2 <= 9 and 0 <= f1 <= 9 and 0 <= f2 <= 9 and 0 <= f3 <= 9:
+            sec = s1 * 10 + s2
+            if sec <= 60:
+                rest = sec + (f1 * 100 + f2 * 10 + f3) / 1000
+    if rest is None:
+        suffix = ts[16:]
+        rest = _suffix_seconds.get(suffix)
+        if rest is None:
+            rest = _suffix_seconds_slow(suffix)
+            if rest is None:
+                return False
+    t = minute + rest
+    if not 0 <= t < _T_END:
+        return False
+    # a dotted quad as ipaddress.IPv4Address accepts it (ASCII digits, 0..255, no
+    # leading zeros); anything else goes through the memo and the ipaddress module
+    ip = event.client_ip
+    n = len(ip)
+    quad = 7 <= n <= 15
+    if quad:
+        dots = digits = octet = lead = 0
+        for i in range(n):
+            c = ip[i]
+            if c == ".":
+                if digits == 0 or octet > 255:
+                    quad = False
+                    break
+                dots += 1
+                digits = octet = 0
+            elif "0" <= c <= "9":
+                if digits == 0:
+                    lead = ord(c) - 48
+                elif lead == 0 or digits == 3:
+                    quad = False
+                    break
+                octet = octet * 10 + (ord(c) - 48)
+                digits += 1
+            else:
+                quad = False
+                break
+        if quad and (dots != 3 or digits == 0 or octet > 255):
+            quad = False
+    if not quad:
+        ip_ok = _ip_validity.get(ip)
+        if ip_ok is None:
+            ip_ok = _ip_ok_slow(ip)
+        if not ip_ok:
+            return False
+    # the derived fields are always written: a payload cannot set them
+    event.t = t
+    created = event.account_created_at
+    if created is None:
+        event.account_created_t = None
+    else:
+        created_t = _epoch_by_string.get(created)
+        if created_t is None:
+            created_t = _created_epoch_slow(created)  # (memoised there)
+            if created_t is None:
+                return False
+        event.account_created_t = created_t
+    simhash = event.prompt_simhash
+    if simhash is None:
+        event.simhash = None
+    else:
+        if len(simhash) != 16:
+            return False
+        value = 0
+        for i in range(16):
+            c = simhash[i]
+            if "0" <= c <= "9":
+                value = value * 16 + (ord(c) - 48)
+            elif "a" <= c <= "f":
+                value = value * 16 + (ord(c) - 87)
+            else:
+                return False
+        event.simhash = value
+    event.raw_text_dropped = 0
+    return (event.dropped_prompt is _NO_RAW and event.dropped_completion is _NO_RAW
+            and event.dropped_messages is _NO_RAW and event.dropped_text is _NO_RAW
+            and event.dropped_content is _NO_RAW)
+
+
+def _finish_pure(event) -> bool:
+    """:func:`finish` in the pure-Python build: slices and memo tables."""
+    ts = event.ts
+    minute = _minute_epochs.get(ts[:16])
+    suffix = ts[16:]
+    rest = None
+    if len(suffix) == 8 and suffix[3] == "." and suffix[7] in "Zz":
+        # ":SS.fffZ", the commonest shape: millisecond suffixes (60,000 of them)
+        # would churn the suffix memo, so add the fraction as _suffix_value does
+        sec = _WHOLE_SECONDS.get(suffix[:3])
+        fraction = suffix[4:7]
+        if sec is not None and fraction.isdigit() and fraction.isascii():
+            rest = sec + int(fraction) / 1000
+    if rest is None:
+        rest = _suffix_seconds.get(suffix)
+        if rest is None and minute is not None:
+            rest = _suffix_seconds_slow(suffix)  # a new second in a known minute
+    if minute is None or rest is None:
+        return False
+    t = minute + rest
+    ip_ok = _ip_validity.get(event.client_ip)
+    if ip_ok is None:
+        ip_ok = _ip_ok_slow(event.client_ip)
+    if not ip_ok or not 0 <= t < _T_END:
+        return False
+    # the derived fields are always written: a payload cannot set them
+    event.t = t
+    created = event.account_created_at
+    if created is None:
+        event.account_created_t = None
+    else:
+        created_t = _epoch_by_string.get(created)
+        if created_t is None:
+            created_t = _created_epoch_slow(created)  # (memoised there)
+            if created_t is None:
+                return False
+        event.account_created_t = created_t
+    simhash = event.prompt_simhash
+    if simhash is None:
+        event.simhash = None
+    elif _HEX16(simhash) is None:
+        return False
+    else:
+        event.simhash = int(simhash, 16)
+    event.raw_text_dropped = 0
+    if (event.dropped_prompt is not _NO_RAW or event.dropped_completion is not _NO_RAW
+            or event.dropped_messages is not _NO_RAW or event.dropped_text is not _NO_RAW
+            or event.dropped_content is not _NO_RAW):
+        return False
+    return True
