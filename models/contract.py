@@ -871,25 +871,14 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
     unsupported_version: field 'v' must be 1, got integer 2
     missing_field: missing required field 'event_id'
     """
-    if type(payload) is bytes and len(payload) <= MAX_PAYLOAD_BYTES:
-        # Hot path: msgspec decodes and checks types, lengths and ranges in one
-        # C call; the checks it cannot express (timestamps, IP addresses, the
-        # simhash digits) follow. Anything it rejects, or that fails after it,
-        # goes to the reference decoder below, which names the first fault (and
-        # is the only judge: a payload msgspec rejects but the reference
-        # accepts, say one nested deeper than msgspec allows, is accepted).
-        try:
-            event = _decode_wire(payload)
-        except (_WireError, ValueError, RecursionError):  # (invalid UTF-8: UnicodeDecodeError)
-            # (outside the handler, so the ContractError raised does not chain
-            # msgspec's error, which may quote the payload)
-            event = None
-        if event is None:
-            return _decode_checked(payload)
-        if _finish(event):
-            return event
-        return _decode_checked(payload)
-    return _decode_checked(payload)
+    # Hot path (models.wire.decode, compiled with the hot modules): msgspec decodes
+    # and checks types, lengths and ranges in one C call; the checks it cannot
+    # express (timestamps, IP addresses, the simhash digits) follow. Anything it
+    # rejects, or that fails after it, goes to the reference decoder
+    # (_decode_checked), which names the first fault (and is the only judge: a
+    # payload msgspec rejects but the reference accepts, say one nested deeper
+    # than msgspec allows, is accepted).
+    return _decode_fast(payload)
 
 
 def _created_epoch_slow(created: str) -> float | None:
@@ -907,8 +896,11 @@ wire.bind(_minute_epochs=_minute_epochs, _WHOLE_SECONDS=_WHOLE_SECONDS,
           _suffix_seconds=_suffix_seconds, _ip_validity=_ip_validity,
           _epoch_by_string=_epoch_by_string, _suffix_seconds_slow=_suffix_seconds_slow,
           _ip_ok_slow=_ip_ok_slow, _created_epoch_slow=_created_epoch_slow, _HEX16=_HEX16,
-          _NO_RAW=_NO_RAW, _T_END=_T_END)
-_finish = wire.finish
+          _NO_RAW=_NO_RAW, _T_END=_T_END, _MAX_PAYLOAD_BYTES=MAX_PAYLOAD_BYTES,
+          _decode_wire=_decode_wire,
+          # (invalid UTF-8 raises UnicodeDecodeError, a ValueError)
+          _WIRE_ERRORS=(_WireError, ValueError, RecursionError))
+_decode_fast = wire.decode
 
 
 def _decode_checked(payload: bytes | bytearray | memoryview | str | dict[str, Any]) -> ApiCall:
@@ -1096,6 +1088,9 @@ def _decode_checked(payload: bytes | bytearray | memoryview | str | dict[str, An
         status=status, latency_ms=latency_ms, raw_text_dropped=raw,
         prompt_simhash=prompt_simhash,
     )
+
+
+wire.bind(_decode_checked=_decode_checked)
 
 
 # --------------------------------------------------------------------------

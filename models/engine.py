@@ -46,7 +46,6 @@ from models.contract import (
     ApiCall,
     ContractError,
     dead_letter,
-    decode_api_call,
     decode_model_release,
     format_rfc3339,
 )
@@ -55,6 +54,7 @@ from models.evidence import explain_cluster
 from models.linking import link_components
 from models.pivot import PivotDetector
 from models.templates import TemplateIndex
+from models.wire import decode as decode_event
 
 __all__ = ["Engine", "EngineConfig", "DETECTOR_VERSION"]
 
@@ -65,8 +65,6 @@ _EMPTY: frozenset = frozenset()
 _BY_ID = attrgetter("account_id")
 _EVENT_T = attrgetter("t")
 _EVENT_ORDER = attrgetter("t", "event_id")
-_MODEL = attrgetter("model")
-_TASK = attrgetter("task")
 
 
 def _shared(name: str) -> str:
@@ -273,7 +271,7 @@ class Engine:
         """
         self.stats.received += 1
         try:
-            event = decode_api_call(payload)
+            event = decode_event(payload)  # decode_api_call without its interpreted frame
         except ContractError as err:
             return [self._dead(err.reason, err.message, source, payload)]
         return self._accept(event, payload, source, partition)
@@ -658,17 +656,17 @@ class Engine:
                 acc.tick = tick_index
                 tick_active.append(acc)
                 unscored[account_id] = acc
-        # population mixes, counted per batch (new keys in order of first appearance)
-        for model, count in Counter(map(_MODEL, events)).items():
-            models[model] = models.get(model, 0) + count
-            if model not in models_first_seen:
-                for first in events:  # (it is there: the counter saw it)
-                    if first.model == model:
-                        self._first_sighting(model, first.t)
-                        break
-        for task, count in Counter(map(_TASK, events)).items():
+
+            # the population's model and task mixes of this tick
+            count = models.get(model)
+            if count is None:
+                models[model] = 1
+                if model not in models_first_seen:  # (a model new to this tick may be)
+                    self._first_sighting(model, t)
+            else:
+                models[model] = count + 1
             if task is not None:
-                pop_tasks[task] = pop_tasks.get(task, 0) + count
+                pop_tasks[task] = pop_tasks.get(task, 0) + 1
 
     def _new_payment(self, acc: AccountState, pf: str, t: float) -> None:
         acc.payment = pf

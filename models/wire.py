@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["bind", "finish"]
+__all__ = ["bind", "decode", "finish"]
 
 # whether this module runs compiled (an extension module's file is not a .py file)
 _COMPILED = not __file__.endswith((".py", ".pyc"))
@@ -33,15 +33,33 @@ _created_epoch_slow: Any = None
 _HEX16: Any = None
 _NO_RAW: Any = None
 _T_END = 0
+_MAX_PAYLOAD_BYTES = 0
+_decode_wire: Any = None
+_WIRE_ERRORS: Any = ()
+_decode_checked: Any = None
 
 
 def bind(**names: Any) -> None:
     """Take the memo tables and helpers of :mod:`models.contract` (called once there)."""
     module = globals()
     for name, value in names.items():
-        if name not in module or name.startswith("__") or name in ("bind", "finish"):
+        if name not in module or name.startswith("__") or name in ("bind", "decode", "finish"):
             raise KeyError(name)
         module[name] = value
+
+
+def decode(payload):
+    """:func:`models.contract.decode_api_call` (see there), without its interpreted frame."""
+    if type(payload) is bytes and len(payload) <= _MAX_PAYLOAD_BYTES:
+        try:
+            event = _decode_wire(payload)
+        except _WIRE_ERRORS:
+            # (the reference decoder runs outside the handler, so its ContractError
+            # does not chain msgspec's error, which may quote the payload)
+            event = None
+        if event is not None and finish(event):
+            return event
+    return _decode_checked(payload)
 
 
 def finish(event) -> bool:  # (typed in wire.pxd)

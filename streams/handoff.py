@@ -40,8 +40,9 @@ from typing import Any
 
 import orjson
 
-from models.contract import ApiCall, ContractError, dead_letter, decode_api_call, format_rfc3339
+from models.contract import ApiCall, ContractError, dead_letter, format_rfc3339
 from models.engine import Engine, EngineConfig
+from models.wire import decode as decode_event  # decode_api_call without its interpreted frame
 
 __all__ = ["Validator", "Reducer", "alert_headers", "dead_letter_headers", "split_blob",
            "join_blob", "CHECKPOINT_FORMAT"]
@@ -70,7 +71,7 @@ class Validator:
         for offset, value in records:
             self.received += 1
             try:
-                event = decode_api_call(value if value is not None else b"")
+                event = decode_event(value if value is not None else b"")
             except ContractError as err:
                 self.dead += 1
                 source = {"topic": topic, "partition": partition, "offset": offset}
