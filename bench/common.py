@@ -37,6 +37,9 @@ def machine() -> dict[str, Any]:
         info["load_avg_at_start"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         pass
+    # which build of models/ ran: the compiled hot modules or pure Python (models/_native.py)
+    from models import _native
+    info["models_build"] = "compiled" if _native.active() else "pure-python"
     return info
 
 

@@ -192,14 +192,17 @@ def render(res: dict[str, dict]) -> str:
              "Figures measured on a shared 2-core development machine vary by about 10% "
              "between runs; sizes are given per row. Development runs use smaller sizes "
              "than the full ones below.", "", "![benchmarks](performance.png)", "",
-             "## Machines", "", "| result | date | cores | CPU | Python | platform | command |",
-             "|---|---|---|---|---|---|---|"]
+             "## Machines", "",
+             "| result | date | cores | CPU | Python | build of models/ | platform | command |",
+             "|---|---|---|---|---|---|---|---|"]
     names = [n for n in ORDER if n in res] + sorted(n for n in res if n not in ORDER)
     for name in names:
         r = res[name]
         m = r.get("machine", {})
         lines.append(f"| {name} | {r.get('date', '-')} | {m.get('cores', '-')} | "
-                     f"{m.get('cpu', '-')} | {m.get('python', '-')} | {m.get('platform', '-')} | "
+                     f"{m.get('cpu', '-')} | {m.get('python', '-')} | "
+                     f"{m.get('models_build', 'pure-python (before compiled builds)')} | "
+                     f"{m.get('platform', '-')} | "
                      f"`{r.get('command', '-')}` |")
     lines += ["", "## Figures", "", "| benchmark | figure | value | size |", "|---|---|---|---|"]
     for name in names:
