@@ -1,5 +1,10 @@
 # Cython declarations for models/account.py (pure-Python mode: the .py file is
 # the source; these only give the compiled build C-typed fields).
+cimport cython
+
+# never part of a reference cycle (it holds strings, numbers and containers of them):
+# the garbage collector need not track it, which saves its header and its traversals
+@cython.no_gc
 cdef class AccountState:
     cdef public object account_id, owner, payment, created_t
     cdef public double first_t, last_t

@@ -1,4 +1,9 @@
 # Cython declarations for models/aggregate.py (pure-Python mode).
+cimport cython
+
+# never part of a reference cycle (it holds strings, numbers and containers of them):
+# the garbage collector need not track it, which saves its header and its traversals
+@cython.no_gc
 cdef class GroupState:
     cdef public long long v, n, templated
     cdef public double cot_sum
