@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from typing import IO, Any
 
 import orjson
@@ -106,18 +107,17 @@ def replay_lines(
     started = time.perf_counter()
     done_bytes = 0
     lineno = 0
-    process = engine.process
-    for lineno, line in enumerate(lines, 1):
-        if progress:
-            done_bytes += len(line)
-            if lineno % 4096 == 0:
-                bar.update(lineno, done_bytes)
-        if not line or line.isspace():  # as `not line.strip()`, without copying the line
-            summary.blank_lines += 1
-            continue
-        out = process(line, {"file": source_name, "line": lineno})
+    process_lines = engine.process_lines
+    it = iter(lines)
+    while chunk := list(islice(it, 4096)):
+        out, blank = process_lines(chunk, source_name, lineno + 1)
+        lineno += len(chunk)
+        summary.blank_lines += blank
         if out:
             emit(out)
+        if progress:
+            done_bytes += sum(map(len, chunk))
+            bar.update(lineno, done_bytes)
     emit(engine.flush())
     bar.close()
     summary.wall_s = time.perf_counter() - started

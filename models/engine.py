@@ -276,6 +276,32 @@ class Engine:
             return [self._dead(err.reason, err.message, source, payload)]
         return self._accept(event, payload, source, partition)
 
+    def process_lines(self, lines: list[bytes], source_name: str,
+                      first_line: int = 1) -> tuple[list, int]:
+        """:meth:`process` over consecutive JSONL lines of one file (numbered from
+        ``first_line``), skipping blank ones; returns the outputs, in order, and how
+        many lines were blank. The loop of ``replay --file``: a dead letter's source
+        (``{"file": source_name, "line": n}``) is only built when one is written."""
+        out: list = []
+        blank = 0
+        n = first_line - 1
+        accept = self._accept
+        for line in lines:
+            n += 1
+            if not line or line.isspace():  # as `not line.strip()`, without copying it
+                blank += 1
+                continue
+            try:
+                event = decode_event(line)
+            except ContractError as err:
+                out.append(self._dead(err.reason, err.message, (source_name, n), line))
+                continue
+            result = accept(event, line, (source_name, n), None)
+            if result:
+                out.extend(result)
+        self.stats.received += n - (first_line - 1) - blank
+        return out, blank
+
     def process_event(self, event: ApiCall, source: dict | None = None,
                       partition: Any = None) -> list | tuple:
         """Process an already decoded event."""
@@ -372,12 +398,15 @@ class Engine:
         self.stats.processed = self._applied
         return out
 
-    def _dead(self, reason: str, message: str, source: dict | None, payload: Any) -> tuple[str, dict]:
+    def _dead(self, reason: str, message: str, source: dict | tuple | None,
+              payload: Any) -> tuple[str, dict]:
         counts = self.stats.dead_letters
         counts[reason] = counts.get(reason, 0) + 1
-        return ("dead_letter", dead_letter(reason, message, source or {}, payload))
+        where = {"file": source[0], "line": source[1]} if isinstance(source, tuple) \
+            else source or {}  # (a tuple: file and line, from process_lines)
+        return ("dead_letter", dead_letter(reason, message, where, payload))
 
-    def _accept(self, ev: ApiCall, payload: Any, source: dict | None,
+    def _accept(self, ev: ApiCall, payload: Any, source: dict | tuple | None,
                 partition: Any = None) -> list | tuple:
         lateness = self._lateness_s
         if ev.raw_text_dropped:

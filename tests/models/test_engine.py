@@ -193,3 +193,34 @@ def test_engine_fields_list_every_attribute():
         assert set(vars(engine)) == fields | {"_egress_cache"}
     for name in fields:
         getattr(engine, name)
+
+
+def test_process_lines_equals_process_line_by_line(tmp_path):
+    """The replay loop (process_lines, in chunks) gives process()'s outputs, dead-letter
+    sources included, and counts blank lines."""
+    from extraction_watch.simulator import simulate
+
+    simulate("small", 8, tmp_path, hours=6.0, bad_rate=0.01)
+    lines = (tmp_path / "events.jsonl").read_bytes().splitlines()
+    lines[5:5] = [b"", b"   ", b"\t"]
+    one = Engine()
+    expected = []
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            expected.extend(one.process(line, {"file": "f.jsonl", "line": n}))
+    expected.extend(one.flush())
+    chunked = Engine()
+    got, blank, start = [], 0, 0
+    for size in [1, 7, 500, 3] * 1000:
+        chunk = lines[start:start + size]
+        if not chunk:
+            break
+        out, b = chunked.process_lines(chunk, "f.jsonl", start + 1)
+        got.extend(out)
+        blank += b
+        start += size
+    got.extend(chunked.flush())
+    assert blank == 3
+    assert any(kind == "dead_letter" for kind, _ in got)
+    assert orjson.dumps(got) == orjson.dumps(expected)
+    assert chunked.stats.as_dict() == one.stats.as_dict()
