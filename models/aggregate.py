@@ -5,7 +5,10 @@ Quix-style aggregator over plain data: ``initialize() -> state``,
 The state is a small record of plain values (a slotted object: less than
 half a dict's memory, and cheaper to update) with a format version, so it
 can be checkpointed and read back by a later version. Accounts are
-remembered up to a cap.
+remembered up to a cap (``MAX_ACCOUNTS``), and only while they are tracked:
+the engine calls :func:`retain` when it evicts idle accounts, so a group that
+lives for months (a NAT, a proxy pool) counts its current accounts, not every
+account that ever used it.
 
 >>> state = initialize(0.0)
 >>> update(state, "a", 10.0, "coding", "m-3", 0.9, True)
@@ -13,14 +16,17 @@ remembered up to a cap.
 >>> out = result(state)
 >>> out["requests"], out["accounts"], out["template_share"], out["cot_mean"], out["top_task"]
 (2, 2, 0.5, 0.9, 'coding')
+>>> retain(state, {"b"}.__contains__), account_count(state)
+(1, 1)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["STATE_VERSION", "MAX_ACCOUNTS", "GroupState", "account_count", "initialize", "update",
-           "result"]
+           "result", "retain"]
 
 STATE_VERSION = 2  # 1 was a dict with the same fields
 MAX_ACCOUNTS = 5000
@@ -116,6 +122,24 @@ def account_count(state: GroupState) -> int:
     """Distinct accounts seen (up to the cap)."""
     accounts = state.accounts
     return 0 if accounts is None else 1 if type(accounts) is str else len(accounts)
+
+
+def retain(state: GroupState, tracked: Callable[[str], bool]) -> int:
+    """Forget the accounts ``tracked`` says are gone; return how many were dropped."""
+    accounts = state.accounts
+    if accounts is None:
+        return 0
+    if not isinstance(accounts, set):  # one account, by its id
+        if tracked(accounts):
+            return 0
+        state.accounts = None
+        return 1
+    gone = [a for a in accounts if not tracked(a)]
+    if gone:
+        accounts.difference_update(gone)
+        if len(accounts) <= 1:
+            state.accounts = next(iter(accounts), None)
+    return len(gone)
 
 
 def result(state: GroupState | dict[str, Any]) -> dict[str, Any]:

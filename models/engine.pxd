@@ -28,7 +28,7 @@ cdef class Engine:
     cdef public object _scorer, _cluster_scorer, _cohort, _baseline_sums
     cdef public Py_ssize_t _baseline_n
     cdef public object _episodes, _member_episode, _pivot_tests, _pivot_episodes
-    cdef public object _cot_tests, _cluster_view
+    cdef public object _cot_tests, _cluster_view, _gone_owners
     # EngineConfig values read per event
     cdef public double _lateness_s, _max_future_s, _dedup_horizon_s
 

@@ -9,6 +9,19 @@ in within the lateness bound. Every
 every ``cluster_every_ticks`` ticks it links suspects into clusters, scores
 the clusters and runs the alert lifecycle. Nothing here reads the clock.
 
+State stays bounded on an endless stream: every 36 ticks (6 h) accounts idle
+for ``idle_ttl_s`` (3 days) are evicted and leave every template and payment
+group they used, so these count their *tracked* users (see
+``models/templates.py``); an egress network counts the tracked accounts that
+have it in their egress mix (at most 8 networks each, so an account roaming
+through a proxy pool is not counted in every network it ever touched).
+Templates and groups idle that long are forgotten, expired template ids
+leave the accounts' template mixes, and the ids of merged templates that no
+account holds any more are forgotten. An idle member of an open alert
+episode is evicted too: the episode keeps its id (it was announced, and
+counts in ``accounts_total``) and its owner (for the owner count), and it
+rejoins the episode if it comes back.
+
 >>> engine = Engine()
 >>> out = engine.process(b'{"v": 1}', source={"file": "x.jsonl", "line": 1})
 >>> out[0][0], out[0][1]["reason"]
@@ -23,6 +36,7 @@ import zlib
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -244,6 +258,9 @@ class Engine:
         self._baseline_n = 0
         self._episodes: dict[str, AlertEpisode] = {}
         self._member_episode: dict[str, str] = {}
+        # open episode id -> owners of its members evicted while idle (their ids stay
+        # in the episode and in _member_episode, their state goes)
+        self._gone_owners: dict[str, set[str]] = {}
         self._pivot_tests: dict[tuple[str, str], PivotDetector] = {}
         self._pivot_episodes: dict[tuple[str, str], AlertEpisode] = {}
         self._cot_tests: dict[str, drift.PageHinkley] = {}
@@ -537,6 +554,7 @@ class Engine:
         """
         self._applied += len(events)
         accounts = self._accounts
+        member_episode = self._member_episode
         match = self._templates.match
         egress_cache = self._egress_cache
         egress_key = self._egress.key
@@ -561,6 +579,8 @@ class Engine:
             if acc is None:
                 acc = accounts[account_id] = AccountState(account_id, ev.org_id, t)
                 acc.in_sample = zlib.crc32(account_id.encode()) % learn_one_in == 0
+                if member_episode and account_id in member_episode:
+                    self._join(account_id, member_episode[account_id])  # back after eviction
             simhash = ev.simhash
             tid = None if simhash is None else match(simhash, acc.owner, t, account_id)
             client_ip = ev.client_ip
@@ -1051,6 +1071,9 @@ class Engine:
                 for a, s in other.members.items():
                     episode.members.setdefault(a, s)
                     self._join(a, episode.alert_id)
+                gone = self._gone_owners.pop(other_id, None)
+                if gone:
+                    self._gone_owners.setdefault(episode.alert_id, set()).update(gone)
                 other.notes.add(f"merged into {episode.alert_id}")
                 self._close(other, now, out, reason=f"merged into {episode.alert_id}")
         # cot drift: a campaign turning to reasoning-trace extraction
@@ -1073,6 +1096,7 @@ class Engine:
         episode.eval_t = now
         all_owners = {acc.owner for a in episode.members
                       if (acc := self._accounts.get(a)) is not None}
+        all_owners.update(self._gone_owners.get(episode.alert_id, _EMPTY))
         self._cluster_view[episode.alert_id] = {"features": features, "owners": len(all_owners),
                                                 "members": members}
         if episode.seq == 0:
@@ -1165,6 +1189,7 @@ class Engine:
         self._episodes.pop(episode.alert_id, None)
         self._cot_tests.pop(episode.alert_id, None)
         self._cluster_view.pop(episode.alert_id, None)
+        self._gone_owners.pop(episode.alert_id, None)
         for a in episode.members:
             if self._member_episode.get(a) == episode.alert_id:
                 self._join(a, None)
@@ -1176,19 +1201,64 @@ class Engine:
 
     def _evict(self, now: float) -> None:
         cutoff = now - self.config.idle_ttl_s
-        stale = [a for a, acc in self._accounts.items() if acc.last_t < cutoff
-                 and a not in self._member_episode]
+        stale = [a for a, acc in self._accounts.items() if acc.last_t < cutoff]
+        member_episode = self._member_episode
         for account_id in stale:
             acc = self._accounts.pop(account_id)
             self._suspects.pop(account_id, None)
+            ep_id = member_episode.get(account_id)
+            if ep_id is not None:
+                # an idle member of an open episode: its id stays in the episode (and
+                # in _member_episode, so it rejoins if it comes back), its owner is
+                # still counted, its state goes
+                gone = self._gone_owners.get(ep_id)
+                if gone is None:
+                    gone = self._gone_owners[ep_id] = set()
+                gone.add(acc.owner)
             if acc.payment is not None:
                 _leave_group(self._payments, acc.payment, acc.owner)
                 _leave_group(self._payment_accounts, acc.payment, account_id)
         self.stats.evicted_accounts += len(stale)
-        self._templates.expire(cutoff)
+        templates = self._templates
+        templates.expire(cutoff)
+        accounts = self._accounts
         for groups in (self._proxy_stats, self._payment_stats):
             for key in [k for k, g in groups.items() if g.last_t < cutoff]:
                 del groups[key]
+        # a payment group's (and a template's) users are the tracked accounts that used
+        # it; an egress network's, the tracked accounts that count it among their
+        # networks (an account's mix keeps at most 2 * MAX_PROXIES of them)
+        tracked = accounts.__contains__
+        for group in self._payment_stats.values():
+            aggregate.retain(group, tracked)
+        for key, group in self._proxy_stats.items():
+            aggregate.retain(group, partial(self._uses_network, key))
+        templates.retain(self._owner_of)
+        # an expired template id never comes back: drop it from the mixes that count it;
+        # ids merged into another template resolve only while a mix or link key holds them
+        held: set[int] = set()
+        for acc in accounts.values():
+            used = acc.templates
+            if used:
+                expired = [tid for tid in used if tid not in templates]
+                if expired:
+                    if len(expired) == len(used):
+                        acc.templates = NO_COUNTS
+                    else:
+                        for tid in expired:
+                            del used[tid]
+                held.update(acc.templates)
+            if acc.link_keys:
+                held.update(k[1] for k in acc.link_keys if k[0] == "tpl")
+        templates.forget_aliases(held)
+
+    def _uses_network(self, key: str, account_id: str) -> bool:
+        acc = self._accounts.get(account_id)
+        return acc is not None and (acc.main_proxy == key or key in acc.proxies)
+
+    def _owner_of(self, account_id: str) -> str | None:
+        acc = self._accounts.get(account_id)
+        return acc.owner if acc is not None else None
 
     # ------------------------------------------------------------ records
     def _count_alert(self, record: dict) -> None:
@@ -1312,7 +1382,7 @@ _FIELDS = (
     "_pop_tasks", "_models_first_seen", "_releases", "_explicit_releases", "_templates",
     "_egress", "_applied", "_scorer", "_cluster_scorer", "_cohort", "_baseline_sums",
     "_baseline_n", "_episodes", "_member_episode", "_pivot_tests", "_pivot_episodes",
-    "_cot_tests", "_cluster_view",
+    "_cot_tests", "_cluster_view", "_gone_owners",
 )
 
 

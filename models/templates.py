@@ -17,6 +17,19 @@ The index counts the distinct *owners* (an org, else an account) that used a
 template: a template shared by many owners is a coordination signal only in
 combination with other evidence, because popular public templates exist.
 
+Memory stays flat over a long stream. A template's users are the accounts
+(and their owners) that used it *and are still tracked*: the engine calls
+:meth:`TemplateIndex.retain` whenever it evicts idle accounts (after its idle
+TTL, 3 days by default), which drops the evicted ones from every template, so
+a popular template that lives for months counts its current users, not
+everyone who ever sent it (``max_owners`` remains a hard cap). A template idle
+for the TTL is forgotten by :meth:`TemplateIndex.expire`. The ids of templates
+merged into another resolve to the survivor only while someone holds them: an
+instance that founds a template which at once joins an older one never gets
+an id of its own, and :meth:`TemplateIndex.forget_aliases` drops the merged
+ids no tracked account counts any more (a long-lived popular template used
+to gather thousands of them, about 1,500 per million events).
+
 >>> index = TemplateIndex(max_distance=4)
 >>> base = 0x0123456789ABCDEF
 >>> index.match(base, "alice", 0.0) is None      # first sighting: a singleton
@@ -28,11 +41,15 @@ True
 (3, 3)
 >>> index.match(0xFEDCBA9876543210, "dave", 3.0) is None
 True
+>>> owner_of = {"alice": "alice", "carol": "carol"}.get   # "bob" is no longer tracked
+>>> index.retain(owner_of), index.owners(tid), sorted(index.accounts(tid))
+(1, 2, ['alice', 'carol'])
 """
 
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable, Container
 
 # whether this module runs compiled (models/_native.py): an extension module's file
 # is not a .py file
@@ -104,7 +121,7 @@ class TemplateIndex:
     max_distance
         Largest Hamming distance between an instance and its template's centre.
     max_owners
-        Owners remembered per template; counts saturate there.
+        Accounts (and owners) remembered per template; counts saturate there.
     """
 
     def __init__(self, max_distance: int = 7, max_owners: int = 20_000):
@@ -152,6 +169,10 @@ class TemplateIndex:
     def count(self, tid: int) -> int:
         tpl = self._templates.get(tid)
         return tpl.count if tpl is not None else 0
+
+    def __contains__(self, tid: object) -> bool:
+        """Whether ``tid`` names a live template (ids are never reused once expired)."""
+        return tid in self._templates
 
     def label(self, tid: int) -> str:
         tpl = self._templates.get(tid)
@@ -231,8 +252,12 @@ class TemplateIndex:
             self._index(tpl)
             self._merge_near(tpl)
 
-    def _merge_near(self, tpl: _Template) -> None:
-        """Early instances can found two templates for one; join them once centres meet."""
+    def _merge_near(self, tpl: _Template, fresh: bool = False) -> _Template:
+        """Early instances can found two templates for one; join them once centres meet.
+
+        Returns the survivor. ``fresh``: ``tpl`` was just founded and its id not
+        handed out yet, so if it is the one merged away its id needs no alias.
+        """
         for key in _block_keys(tpl.rep):
             for tid in list(self._by_block[key] or ()):
                 other = self._templates.get(tid)
@@ -246,13 +271,18 @@ class TemplateIndex:
                 keep.last_t = max(keep.last_t, drop.last_t)
                 keep.owners |= drop.owners
                 keep.accounts |= drop.accounts
+                if fresh and drop is tpl:
+                    # nobody holds the new id: forget it (no alias)
+                    del self._templates[drop.tid]
+                    return keep
                 # old ids resolve to the survivor (all of a template's ids expire together)
                 moved = [drop.tid] + drop.aliases if drop.aliases else [drop.tid]
                 for alias in moved:
                     self._templates[alias] = keep
                 keep.aliases = keep.aliases + moved if keep.aliases else moved
                 drop.aliases = None
-                return
+                return keep
+        return tpl
 
     def _index(self, tpl: _Template) -> None:
         by_block = self._by_block
@@ -291,8 +321,7 @@ class TemplateIndex:
         self._index(tpl)
         self._observe(tpl, first, first_owner, first_account, t)
         self._observe(tpl, simhash, owner, account, t)
-        self._merge_near(tpl)
-        return self._templates[tid].tid
+        return self._merge_near(tpl, fresh=True).tid
 
     # -- housekeeping ------------------------------------------------------
     def expire(self, before: float) -> int:
@@ -303,6 +332,44 @@ class TemplateIndex:
             if tpl.tid == tid:
                 self._unindex(tpl)
         return len(stale)
+
+    def retain(self, owner_of: Callable[[str], str | None]) -> int:
+        """Keep only the users that are still tracked; return how many accounts were dropped.
+
+        ``owner_of(account)`` gives the owner of a tracked account and None for
+        one that is gone (evicted). A template that loses accounts gets its
+        owners recomputed from the accounts it keeps.
+        """
+        dropped = 0
+        for tpl in {id(tpl): tpl for tpl in self._templates.values()}.values():
+            accounts = tpl.accounts
+            gone = [a for a in accounts if owner_of(a) is None]
+            if gone:
+                dropped += len(gone)
+                accounts.difference_update(gone)
+                owners = set()
+                for a in accounts:
+                    owner = owner_of(a)
+                    if owner is not None:
+                        owners.add(owner)
+                tpl.owners = owners
+        return dropped
+
+    def forget_aliases(self, held: Container[int]) -> int:
+        """Forget the merged ids not in ``held`` (the ids still in use); return how many."""
+        templates = self._templates
+        dropped = 0
+        for tpl in {id(tpl): tpl for tpl in templates.values() if tpl.aliases}.values():
+            aliases = tpl.aliases
+            assert aliases is not None
+            kept = [a for a in aliases if a in held]
+            if len(kept) < len(aliases):
+                for alias in aliases:
+                    if alias not in held:
+                        del templates[alias]
+                dropped += len(aliases) - len(kept)
+                tpl.aliases = kept or None
+        return dropped
 
     def __len__(self) -> int:
         return len({id(tpl) for tpl in self._templates.values()})

@@ -224,3 +224,52 @@ def test_process_lines_equals_process_line_by_line(tmp_path):
     assert any(kind == "dead_letter" for kind, _ in got)
     assert orjson.dumps(got) == orjson.dumps(expected)
     assert chunked.stats.as_dict() == one.stats.as_dict()
+
+
+def test_evicted_accounts_leave_the_templates_and_groups_they_used():
+    """A template and an egress network used all day by a population that turns over:
+    after each eviction pass they count only the accounts still tracked (memory stays
+    flat on an endless stream), and expired template ids leave the accounts' mixes."""
+    # (no suspects: alerted accounts are kept while their episode is open)
+    engine = Engine(EngineConfig(idle_ttl_s=3600, suspect_score=1.01))
+    for i in range(24 * 60):  # a call a minute for a day; a new account every 10 minutes
+        engine.process(event(i, T0 + 60 * i, account=f"u{i // 10}",
+                             client_ip=f"198.51.100.{i % 200}", prompt_simhash="0123456789abcdef"))
+    engine.flush()
+    tracked = set(engine._accounts)
+    assert 0 < len(tracked) < 60 and engine.stats.evicted_accounts > 80
+    index = engine._templates
+    (tid,) = {id(t): t.tid for t in index._templates.values()}.values()
+    assert 0 < len(index.accounts(tid)) and index.accounts(tid) <= tracked
+    assert index.owners(tid) == len(index.accounts(tid))
+    (group,) = engine._proxy_stats.values()
+    assert group.n == 24 * 60 and group.accounts <= tracked
+    assert all(set(acc.templates) <= {tid} for acc in engine._accounts.values())
+
+
+def test_idle_members_of_an_open_episode_are_evicted_but_stay_members():
+    """A campaign that keeps recruiting fresh accounts: the idle ones leave memory, not
+    the episode (ids, accounts_total and the owner count stay), and one that comes
+    back rejoins its episode."""
+    engine = Engine(EngineConfig(idle_ttl_s=3600))
+    out: list = []
+    n = 24 * 60
+    for i in range(n):
+        out += engine.process(event(i, T0 + 60 * i, account=f"u{i // 10}",
+                                    client_ip=f"198.51.100.{i % 200}",
+                                    prompt_simhash="0123456789abcdef"))
+    (episode,) = engine._episodes.values()
+    assert len(episode.members) > 120 and engine.stats.evicted_accounts > 80
+    gone = [a for a in episode.members if a not in engine._accounts]
+    assert len(gone) == engine.stats.evicted_accounts
+    assert all(engine._member_episode[a] == episode.alert_id for a in gone)
+    # every member is its own owner: evicted ones are still counted
+    assert engine._cluster_view[episode.alert_id]["owners"] == len(episode.members)
+    last = [rec for kind, rec in out if kind == "alert"][-1]
+    assert last["accounts_total"] > len(episode.members) - len(gone) + 80
+    assert f"{last['accounts_total']} accounts ({last['accounts_total']} owners)" in last["summary"]
+    engine.process(event(n, T0 + 60 * n, account=gone[0], client_ip="198.51.100.7",
+                         prompt_simhash="0123456789abcdef"))
+    engine.process(event(n + 1, T0 + 60 * n + 600, account="u-late"))
+    assert engine._accounts[gone[0]].cluster == episode.alert_id
+    assert engine._accounts[gone[0]].tick_models is not None

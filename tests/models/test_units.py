@@ -162,3 +162,45 @@ def test_egress_keys_group_addresses_by_network_and_asn():
     assert keyer.key("198.51.100.7", 64500) == keyer.key("198.51.100.200", 64500)
     assert keyer.key("198.51.100.7", 64500) != keyer.key("198.51.100.7", 64501)
     assert keyer.key("2001:db8:1:2::1", 1) == keyer.key("2001:db8:1:ffff::9", 1)
+
+
+def test_templates_memory_stays_flat_over_a_long_stream_with_account_turnover():
+    """Popular templates that live for ever, users that come and go: what the index keeps
+    (users per template, merged ids) is bounded by the tracked population, not the
+    stream's length (it grew without bound before ``retain`` and ``forget_aliases``)."""
+    rng = random.Random(11)
+    index = TemplateIndex(max_distance=7)
+    bases = [rng.getrandbits(64) for _ in range(3)]
+    ttl = 2000.0
+    last_seen: dict[str, float] = {}
+    mixes: dict[str, dict[int, int]] = {}
+    sizes = []
+    for i in range(60_000):
+        t = float(i)
+        account = f"a{i // 40}-{rng.randrange(60)}"  # the population turns over
+        h = _noisy(rng, rng.choice(bases), rng.randint(0, 6))  # some far enough to found templates
+        tid = index.match(h, f"org:{account[-1]}" if account.endswith("7") else account, t, account)
+        last_seen[account] = t
+        if tid is not None:
+            mix = mixes.setdefault(account, {})
+            mix[tid] = mix.get(tid, 0) + 1
+        if i % 500 == 0:  # the engine's eviction pass
+            for a in [a for a, seen in last_seen.items() if seen < t - ttl]:
+                del last_seen[a]
+                mixes.pop(a, None)
+            index.expire(t - ttl)
+            index.retain(lambda a: (f"org:{a[-1]}" if a.endswith("7") else a)
+                         if a in last_seen else None)
+            index.forget_aliases({tid for mix in mixes.values() for tid in mix})
+            templates = {id(tpl): tpl for tpl in index._templates.values()}.values()
+            users = set().union(*(tpl.accounts for tpl in templates))
+            assert users <= set(last_seen)
+            assert all(tpl.owners == {f"org:{a[-1]}" if a.endswith("7") else a
+                                      for a in tpl.accounts} for tpl in templates)
+            sizes.append((sum(len(tpl.accounts) for tpl in templates),
+                          len(index._templates) - len(index)))  # (users, merged ids)
+    early, late = sizes[10:40], sizes[-30:]
+    for k in (0, 1):
+        assert max(s[k] for s in late) <= 1.25 * max(s[k] for s in early) + 10, (k, early, late)
+    # without the sweeps, about 28k users and 2,000 merged ids by the end
+    assert max(s[0] for s in late) < 2 * len(last_seen) and max(s[1] for s in late) < 200
