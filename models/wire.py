@@ -65,39 +65,46 @@ def decode(payload):
 def finish(event) -> bool:  # (typed in wire.pxd)
     """Check what msgspec could not on ``event`` and fill its derived fields; False
     when the payload must go to the reference decoder."""
-    if not _COMPILED:
-        return _finish_pure(event)
     ts = event.ts
     minute = _minute_epochs.get(ts[:16])
     if minute is None:
         return False
+    # ":SS.fffZ", the commonest shape: millisecond suffixes (60,000 of them) would
+    # churn the suffix memo, so the whole seconds and the fraction are added as
+    # _suffix_value does
     rest = None
-    if len(ts) == 24 and ts[16] == ":" and ts[19] == "." and (ts[23] == "Z" or ts[23] == "z"):
-        # ":SS.fffZ": the whole seconds and the fraction added as _suffix_value does
-        s1 = ord(ts[17]) - 48
-        s2 = ord(ts[18]) - 48
-        f1 = ord(ts[20]) - 48
-        f2 = ord(ts[21]) - 48
-        f3 = ord(ts[22]) - 48
-        if 0 <= s1 <= 9 and 0 <= s2 <= 9 and 0 <= f1 <= 9 and 0 <= f2 <= 9 and 0 <= f3 <= 9:
-            sec = s1 * 10 + s2
-            if sec <= 60:
-                rest = sec + (f1 * 100 + f2 * 10 + f3) / 1000
+    if _COMPILED:  # character by character, in C
+        if len(ts) == 24 and ts[16] == ":" and ts[19] == "." and (ts[23] == "Z" or ts[23] == "z"):
+            s1 = ord(ts[17]) - 48
+            s2 = ord(ts[18]) - 48
+            f1 = ord(ts[20]) - 48
+            f2 = ord(ts[21]) - 48
+            f3 = ord(ts[22]) - 48
+            if 0 <= s1 <= 9 and 0 <= s2 <= 9 and 0 <= f1 <= 9 and 0 <= f2 <= 9 and 0 <= f3 <= 9:
+                sec = s1 * 10 + s2
+                if sec <= 60:
+                    rest = sec + (f1 * 100 + f2 * 10 + f3) / 1000
+    elif len(ts) == 24 and ts[19] == "." and ts[23] in "Zz":  # with slices and a memo
+        whole = _WHOLE_SECONDS.get(ts[16:19])
+        fraction = ts[20:23]
+        if whole is not None and fraction.isdigit() and fraction.isascii():
+            rest = whole + int(fraction) / 1000
     if rest is None:
         suffix = ts[16:]
         rest = _suffix_seconds.get(suffix)
         if rest is None:
-            rest = _suffix_seconds_slow(suffix)
+            rest = _suffix_seconds_slow(suffix)  # a new second in a known minute
             if rest is None:
                 return False
     t = minute + rest
     if not 0 <= t < _T_END:
         return False
     # a dotted quad as ipaddress.IPv4Address accepts it (ASCII digits, 0..255, no
-    # leading zeros); anything else goes through the memo and the ipaddress module
+    # leading zeros) is read in C in the compiled build; anything else, and the
+    # pure build, go through the memo and the ipaddress module
     ip = event.client_ip
     n = len(ip)
-    quad = 7 <= n <= 15
+    quad = _COMPILED and 7 <= n <= 15
     if quad:
         dots = digits = octet = lead = 0
         for i in range(n):
@@ -142,7 +149,7 @@ def finish(event) -> bool:  # (typed in wire.pxd)
     simhash = event.prompt_simhash
     if simhash is None:
         event.simhash = None
-    else:
+    elif _COMPILED:  # 16 lowercase hex digits, read in C
         if len(simhash) != 16:
             return False
         value = 0
@@ -155,59 +162,11 @@ def finish(event) -> bool:  # (typed in wire.pxd)
             else:
                 return False
         event.simhash = value
-    event.raw_text_dropped = 0
-    return (event.dropped_prompt is _NO_RAW and event.dropped_completion is _NO_RAW
-            and event.dropped_messages is _NO_RAW and event.dropped_text is _NO_RAW
-            and event.dropped_content is _NO_RAW)
-
-
-def _finish_pure(event) -> bool:
-    """:func:`finish` in the pure-Python build: slices and memo tables."""
-    ts = event.ts
-    minute = _minute_epochs.get(ts[:16])
-    suffix = ts[16:]
-    rest = None
-    if len(suffix) == 8 and suffix[3] == "." and suffix[7] in "Zz":
-        # ":SS.fffZ", the commonest shape: millisecond suffixes (60,000 of them)
-        # would churn the suffix memo, so add the fraction as _suffix_value does
-        sec = _WHOLE_SECONDS.get(suffix[:3])
-        fraction = suffix[4:7]
-        if sec is not None and fraction.isdigit() and fraction.isascii():
-            rest = sec + int(fraction) / 1000
-    if rest is None:
-        rest = _suffix_seconds.get(suffix)
-        if rest is None and minute is not None:
-            rest = _suffix_seconds_slow(suffix)  # a new second in a known minute
-    if minute is None or rest is None:
-        return False
-    t = minute + rest
-    ip_ok = _ip_validity.get(event.client_ip)
-    if ip_ok is None:
-        ip_ok = _ip_ok_slow(event.client_ip)
-    if not ip_ok or not 0 <= t < _T_END:
-        return False
-    # the derived fields are always written: a payload cannot set them
-    event.t = t
-    created = event.account_created_at
-    if created is None:
-        event.account_created_t = None
-    else:
-        created_t = _epoch_by_string.get(created)
-        if created_t is None:
-            created_t = _created_epoch_slow(created)  # (memoised there)
-            if created_t is None:
-                return False
-        event.account_created_t = created_t
-    simhash = event.prompt_simhash
-    if simhash is None:
-        event.simhash = None
     elif _HEX16(simhash) is None:
         return False
     else:
         event.simhash = int(simhash, 16)
     event.raw_text_dropped = 0
-    if (event.dropped_prompt is not _NO_RAW or event.dropped_completion is not _NO_RAW
-            or event.dropped_messages is not _NO_RAW or event.dropped_text is not _NO_RAW
-            or event.dropped_content is not _NO_RAW):
-        return False
-    return True
+    return (event.dropped_prompt is _NO_RAW and event.dropped_completion is _NO_RAW
+            and event.dropped_messages is _NO_RAW and event.dropped_text is _NO_RAW
+            and event.dropped_content is _NO_RAW)
