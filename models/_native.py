@@ -41,6 +41,8 @@ COMPILED = (
     "cohort",
     "linking",
     "wire",
+    "alerts",
+    "evidence",
 )
 DIGESTS = "_digests.json"
 

@@ -5,6 +5,7 @@ cimport cython
 
 from models.account cimport AccountState
 from models.aggregate cimport GroupState
+from models.templates cimport TemplateIndex
 
 cdef class Engine:
     cdef public object config, stats, _max_t
@@ -23,7 +24,8 @@ cdef class Engine:
     cdef public dict _accounts
     cdef public object _suspects, _payments, _payment_accounts, _proxy_stats, _payment_stats
     cdef public object _pop_tasks, _models_first_seen, _releases, _explicit_releases
-    cdef public object _templates, _egress, _egress_cache
+    cdef public TemplateIndex _templates
+    cdef public object _egress, _egress_cache
     cdef public Py_ssize_t _applied
     cdef public object _scorer, _cluster_scorer, _cohort, _baseline_sums
     cdef public Py_ssize_t _baseline_n
@@ -36,7 +38,8 @@ cdef class Engine:
     @cython.locals(t=cython.double, lateness=cython.double)
     cpdef _accept(self, ev, payload, source, partition=*)
 
-    @cython.locals(acc=AccountState, group=GroupState, t=cython.double, lg=cython.double)
+    @cython.locals(acc=AccountState, group=GroupState, templates=TemplateIndex, t=cython.double,
+                   lg=cython.double)
     cpdef _apply(self, events)
 
     cpdef _score_account(self, AccountState acc, double now)

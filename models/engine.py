@@ -302,7 +302,6 @@ class Engine:
         out: list = []
         blank = 0
         n = first_line - 1
-        accept = self._accept
         for line in lines:
             n += 1
             if not line or line.isspace():  # as `not line.strip()`, without copying it
@@ -313,7 +312,7 @@ class Engine:
             except ContractError as err:
                 out.append(self._dead(err.reason, err.message, (source_name, n), line))
                 continue
-            result = accept(event, line, (source_name, n), None)
+            result = self._accept(event, line, (source_name, n), None)  # (a C call compiled)
             if result:
                 out.extend(result)
         self.stats.received += n - (first_line - 1) - blank
@@ -555,7 +554,7 @@ class Engine:
         self._applied += len(events)
         accounts = self._accounts
         member_episode = self._member_episode
-        match = self._templates.match
+        templates = self._templates  # (typed in engine.pxd: match is a C call)
         egress_cache = self._egress_cache
         egress_key = self._egress.key
         proxy_stats = self._proxy_stats
@@ -582,7 +581,7 @@ class Engine:
                 if member_episode and account_id in member_episode:
                     self._join(account_id, member_episode[account_id])  # back after eviction
             simhash = ev.simhash
-            tid = None if simhash is None else match(simhash, acc.owner, t, account_id)
+            tid = None if simhash is None else templates.match(simhash, acc.owner, t, account_id)
             client_ip = ev.client_ip
             hit = egress_cache.get(client_ip)
             proxy = hit[1] if hit is not None and hit[0] == ev.asn else \

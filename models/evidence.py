@@ -7,7 +7,6 @@ population baseline where one exists. Account ids appear; content never does.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -63,14 +62,18 @@ def explain_cluster(
 
 def _details(features: dict[str, float], members: list, templates: TemplateIndex,
              group_summary: Callable[[str, str], dict[str, Any] | None]) -> dict[str, str]:
-    tpl_counts: Counter = Counter()
-    task_counts: Counter = Counter()
-    proxies: Counter = Counter()
+    # plain dict loops (Counter.update is interpreted even in the compiled build)
+    tpl_counts: dict = {}
+    task_counts: dict = {}
+    proxies: dict = {}
     payments = set()
     for m in members:
-        tpl_counts.update(m.templates)
-        task_counts.update(m.task_counts())
-        proxies[m.top_proxy()] += 1
+        for key, count in m.templates.items():
+            tpl_counts[key] = tpl_counts.get(key, 0) + count
+        for key, count in m.task_counts().items():
+            task_counts[key] = task_counts.get(key, 0) + count
+        proxy = m.top_proxy()
+        proxies[proxy] = proxies.get(proxy, 0) + 1
         if m.payment is not None and m.features.get("shared_payment", 0.0) > 0:
             payments.add(m.payment)
     top_tpls = [t for t, _ in sorted(tpl_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
