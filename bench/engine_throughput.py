@@ -41,8 +41,8 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from statistics import median
 from pathlib import Path
+from statistics import median
 
 import orjson
 
