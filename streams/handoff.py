@@ -59,7 +59,7 @@ __all__ = ["Validator", "Reducer", "alert_headers", "dead_letter_headers", "spli
            "LoadedCheckpoint", "CHECKPOINT_FORMAT", "CHECKPOINT_LAYOUT", "DISCARD_REASONS",
            "REDUCER_FIELDS"]
 
-# What a Reducer pickles (its __dict__; tests/streams/test_checkpoint_format.py keeps the
+# What a Reducer pickles (its __dict__; tests/streams/test_handoff.py keeps the
 # list in step with the class).
 REDUCER_FIELDS = ("engine", "events_topic", "src_next", "release_next", "handoff_next",
                   "skipped")
