@@ -17,7 +17,11 @@ place; what scales out is the reading, decoding and validation in front of it.
 The reducer skips a source record it has already applied (by partition and
 offset), so a stage-1 worker that crashed and re-forwards from its last
 committed offset changes nothing. Its whole state (engine, source positions,
-hand-off position) pickles into a checkpoint.
+hand-off position) pickles into a checkpoint. The checkpoint's manifest names
+its format (:data:`CHECKPOINT_FORMAT`); :func:`read_checkpoint` uses a
+checkpoint only when that format is this release's and the blob restores, and
+otherwise says why it discarded it, so that the worker rebuilds its state from
+the hand-off topic instead of failing on every start.
 
 Hand-off records (orjson):
 
@@ -34,20 +38,65 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import river
 
+from models import account as _account
+from models import aggregate as _aggregate
+from models import engine as _engine
 from models.contract import ApiCall, ContractError, dead_letter, format_rfc3339
-from models.engine import Engine, EngineConfig
+from models.engine import DETECTOR_VERSION, Engine, EngineConfig
 from models.wire import decode as decode_event  # decode_api_call without its interpreted frame
 
 __all__ = ["Validator", "Reducer", "alert_headers", "dead_letter_headers", "split_blob",
-           "join_blob", "CHECKPOINT_FORMAT"]
+           "join_blob", "read_checkpoint", "checkpoint_format", "CheckpointError",
+           "LoadedCheckpoint", "CHECKPOINT_FORMAT", "CHECKPOINT_LAYOUT", "DISCARD_REASONS",
+           "REDUCER_FIELDS"]
 
-CHECKPOINT_FORMAT = 1
+# What a Reducer pickles (its __dict__; tests/streams/test_handoff.py keeps the
+# list in step with the class).
+REDUCER_FIELDS = ("engine", "events_topic", "src_next", "release_next", "handoff_next",
+                  "skipped")
+
+# The checkpoint layout number. Bump it whenever the pickled state changes in a way the
+# lists hashed by checkpoint_format() do not show: a class's own __reduce__ tuple (e.g.
+# models.templates.TemplateIndex), a field's type or meaning, what snapshot() wraps.
+# 1: the releases before the manifest named a format (never written with a "format").
+CHECKPOINT_LAYOUT = 2
+
+
+def checkpoint_format(layout: int = CHECKPOINT_LAYOUT, detector_version: str = DETECTOR_VERSION,
+                      field_lists: Sequence[Sequence[str]] | None = None,
+                      river_version: str = river.__version__) -> str:
+    """``<layout>-<12 hex digits>``: a digest of everything the pickled layout depends on.
+
+    The layout number, the detector version, the River release (its detectors and trees
+    are pickled as they are) and the field lists of the state classes that pickle
+    positionally (a tuple in field order: a renamed or reordered field would otherwise
+    load its neighbour's value). The same in the compiled and the pure-Python build.
+
+    >>> fmt = checkpoint_format()
+    >>> fmt.startswith(f"{CHECKPOINT_LAYOUT}-") and len(fmt) == len(str(CHECKPOINT_LAYOUT)) + 13
+    True
+    >>> checkpoint_format(layout=CHECKPOINT_LAYOUT + 1) == fmt
+    False
+    """
+    if field_lists is None:
+        field_lists = (_engine._FIELDS, _account._FIELDS, _aggregate._FIELDS, REDUCER_FIELDS)
+    text = "\n".join([str(layout), detector_version, river_version,
+                      *(",".join(names) for names in field_lists)])
+    return f"{layout}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+CHECKPOINT_FORMAT = checkpoint_format()
+# metric label of each reason a checkpoint is discarded (exw_checkpoints_discarded_total)
+DISCARD_REASONS = ("bad_manifest", "no_format", "other_format", "unreadable")
 _dumps = orjson.dumps
 _loads = orjson.loads
 
@@ -172,13 +221,30 @@ class Reducer:
 
     @staticmethod
     def restore(blob: bytes) -> Reducer:
+        """The reducer of a :meth:`snapshot`; raises on a blob of another format (a
+        layout other than this release's can fail anywhere while unpickling)."""
         state = pickle.loads(zlib.decompress(blob))
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"unsupported checkpoint format {state.get('format')!r}")
+        fmt = state.get("format") if isinstance(state, dict) else None
+        if fmt != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"the blob has format {_shown(fmt)}, this release reads "
+                                  f"{CHECKPOINT_FORMAT}")
         reducer = state["reducer"]
         if not isinstance(reducer, Reducer):
-            raise ValueError("checkpoint does not hold a reducer")
+            raise CheckpointError("the blob does not hold a reducer")
+        missing = [name for name in REDUCER_FIELDS if not hasattr(reducer, name)]
+        if missing:
+            raise CheckpointError(f"the reducer misses {', '.join(missing)}")
         return reducer
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message holds no state or payload."""
+
+
+def _shown(value: Any) -> str:
+    """A manifest value for a log line: short, printable."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def split_blob(blob: bytes, generation: int, chunk_bytes: int = 900_000
@@ -196,23 +262,98 @@ def split_blob(blob: bytes, generation: int, chunk_bytes: int = 900_000
     """
     pieces = [blob[i:i + chunk_bytes] for i in range(0, len(blob), chunk_bytes)] or [b""]
     chunks = [(f"chunk-{generation}-{i}".encode(), piece) for i, piece in enumerate(pieces)]
-    manifest = {"generation": generation, "chunks": len(pieces), "bytes": len(blob),
-                "sha256": hashlib.sha256(blob).hexdigest()}
+    manifest = {"generation": generation, "format": CHECKPOINT_FORMAT, "chunks": len(pieces),
+                "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
     return chunks, (b"manifest", _dumps(manifest))
 
 
-def join_blob(manifest: dict[str, Any], chunks: dict[bytes, bytes]) -> bytes:
+def join_blob(manifest: dict[str, Any], chunks: Mapping[bytes, bytes]) -> bytes:
     generation = manifest["generation"]
     parts = []
     for i in range(manifest["chunks"]):
         piece = chunks.get(f"chunk-{generation}-{i}".encode())
         if piece is None:
-            raise ValueError(f"checkpoint generation {generation} misses chunk {i}")
+            raise CheckpointError(f"checkpoint generation {generation} misses chunk {i}")
         parts.append(piece)
     blob = b"".join(parts)
     if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
-        raise ValueError(f"checkpoint generation {generation} is corrupt (sha256 mismatch)")
+        raise CheckpointError(f"checkpoint generation {generation} is corrupt (sha256 mismatch)")
     return blob
+
+
+_CHUNK_KEY = re.compile(rb"chunk-(\d+)-\d+")
+
+
+@dataclass
+class LoadedCheckpoint:
+    """What :func:`read_checkpoint` made of a checkpoints topic."""
+
+    reducer: Reducer | None           # None: start from an empty state
+    generation: int                   # the highest generation in the topic: save above it
+    chunk_keys: list[bytes] = field(default_factory=list)  # chunk records live in the topic
+    discarded: str | None = None      # why the checkpoint there was not used (for the log)
+    reason: str | None = None         # ... as a metric label (DISCARD_REASONS)
+
+
+def read_checkpoint(values: Mapping[bytes, bytes]) -> LoadedCheckpoint:
+    """The reducer of the checkpoint in ``values`` (the live records of the checkpoints
+    topic, key -> value), or why there is none to use. Never raises for what the
+    topic holds: a manifest without this release's format, a missing or corrupt chunk,
+    a blob that fails to unpickle give ``reducer=None`` and a ``discarded`` reason.
+
+    ``generation`` is the highest generation named by the manifest or a chunk key, so
+    the next checkpoint saved goes above whatever is there; every live chunk record is
+    listed in ``chunk_keys``, for the next save to tombstone (the loaded generation's,
+    a discarded one's, and the orphans of a save that crashed before its manifest).
+
+    >>> chunks, manifest = split_blob(Reducer("calls").snapshot(), 4)
+    >>> loaded = read_checkpoint(dict([*chunks, manifest]))
+    >>> loaded.reducer.handoff_next, loaded.generation, loaded.discarded
+    (0, 4, None)
+    >>> old = dict([*chunks, (b"manifest", b'{"generation": 4, "chunks": 1}')])
+    >>> print(read_checkpoint(old).discarded)  # doctest: +ELLIPSIS
+    checkpoint generation 4 has no format (written before checkpoint formats), this release reads ...
+    """
+    chunk_keys = sorted(key for key in values if _CHUNK_KEY.fullmatch(key))
+    generation = max((int(m.group(1)) for m in map(_CHUNK_KEY.fullmatch, chunk_keys) if m),
+                     default=0)
+    raw = values.get(b"manifest")
+    if raw is None:
+        return LoadedCheckpoint(None, generation, chunk_keys)
+
+    def discard(why: str, reason: str) -> LoadedCheckpoint:
+        return LoadedCheckpoint(None, generation, chunk_keys, why, reason)
+
+    try:
+        meta = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return discard("the checkpoint manifest is not JSON", "bad_manifest")
+    manifest_gen = meta.get("generation") if isinstance(meta, dict) else None
+    if type(manifest_gen) is not int or manifest_gen < 0:
+        return discard(f"the checkpoint manifest names no generation ({_shown(manifest_gen)})",
+                       "bad_manifest")
+    generation = max(generation, manifest_gen)
+    fmt = meta.get("format")
+    if fmt is None:
+        return discard(f"checkpoint generation {manifest_gen} has no format (written before "
+                       f"checkpoint formats), this release reads {CHECKPOINT_FORMAT}",
+                       "no_format")
+    if fmt != CHECKPOINT_FORMAT:
+        return discard(f"checkpoint generation {manifest_gen} has format {_shown(fmt)}, this "
+                       f"release reads {CHECKPOINT_FORMAT}", "other_format")
+    try:
+        reducer = Reducer.restore(join_blob(meta, values))
+    except CheckpointError as exc:
+        return discard(f"checkpoint generation {manifest_gen} does not restore: {exc}",
+                       "unreadable")
+    except Exception as exc:  # noqa: BLE001 - any failure to join or unpickle discards it
+        # only the exception's type: its message may quote state (account ids, keys)
+        kind = type(exc)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else \
+            f"{kind.__module__}.{kind.__qualname__}"
+        return discard(f"checkpoint generation {manifest_gen} does not restore ({name})",
+                       "unreadable")
+    return LoadedCheckpoint(reducer, generation, chunk_keys)
 
 
 def alert_headers(record: dict[str, Any], source: str) -> list[tuple[str, bytes]]:

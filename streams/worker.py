@@ -15,7 +15,11 @@ acknowledged, so a committed offset never runs ahead of what was published.
 After a crash the reducer restores the latest checkpoint, re-reads the
 hand-off records between that checkpoint and the group's committed offset,
 and goes on; the alerts it re-publishes are identical (same id, same seq,
-same content except ``emitted_at``).
+same content except ``emitted_at``). A checkpoint it cannot use (another
+release's format, a missing or corrupt chunk, a blob that does not unpickle)
+is discarded with a warning and counted in ``exw_checkpoints_discarded_total``:
+the state is rebuilt from the oldest hand-off record still retained, and
+checkpointed at once in this release's format.
 """
 
 from __future__ import annotations
@@ -38,11 +42,12 @@ from models.engine import DETECTOR_VERSION
 from streams.config import Settings
 from streams.config import settings as load_settings
 from streams.handoff import (
+    DISCARD_REASONS,
     Reducer,
     Validator,
     alert_headers,
     dead_letter_headers,
-    join_blob,
+    read_checkpoint,
     split_blob,
     stamp,
 )
@@ -93,9 +98,14 @@ class WorkerState:
         self.last_checkpoint_wall = time.monotonic()
         self.checkpoint_generation = 0
         self.checkpoint_chunks = 0
+        # chunk records the checkpoints topic held when the state was restored (the
+        # loaded generation's, or a discarded checkpoint's): the next save tombstones them
+        self.stale_chunks: set[bytes] = set()
         self.checkpoint_bytes = 0
         self.checkpoint_seconds = 0.0
         self.metrics = Metrics()
+        for reason in DISCARD_REASONS:  # every series from the start, at 0
+            self.metrics.inc("exw_checkpoints_discarded_total", 0, reason=reason)
         self.recovered_in_s: float | None = None
         self.started = time.monotonic()
 
@@ -349,7 +359,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         """Latest checkpoint, then the hand-off records before ``first_offset``."""
         started = time.monotonic()
         state.restoring = True
-        reducer = await load_checkpoint()
+        reducer, discarded = await load_checkpoint()
         if reducer is None:
             reducer = Reducer(settings.topic_events)
         start = reducer.handoff_next
@@ -377,6 +387,15 @@ def create_app(settings: Settings | None = None) -> faust.App:
                         position = msg.offset + 1
             finally:
                 await consumer.stop()
+        if discarded:
+            # replace the unusable checkpoint now, not after the next interval: a worker
+            # that stops before then would rebuild everything again
+            try:
+                await save_checkpoint(reducer)
+            except Exception as exc:  # noqa: BLE001 - the state is sound; the next one retries
+                log.warning("checkpoint after the rebuild failed, retried after the next "
+                            "record: %s", type(exc).__name__)
+                state.last_checkpoint_wall = float("-inf")
         state.reducer = reducer
         state.reducer_ready = True
         state.restoring = False
@@ -384,7 +403,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         log.info("reducer ready at hand-off offset %d after %.2f s", reducer.handoff_next,
                  state.recovered_in_s)
 
-    async def load_checkpoint() -> Reducer | None:
+    async def load_checkpoint() -> tuple[Reducer | None, bool]:
+        """The reducer of the latest usable checkpoint (None: start empty), and whether
+        a checkpoint was there but discarded."""
         consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None,
                                     fetch_max_bytes=64 * 1024 * 1024,
                                     max_partition_fetch_bytes=16 * 1024 * 1024,
@@ -393,7 +414,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         try:
             tp = TopicPartition(checkpoints.get_topic_name(), 0)
             if tp.topic not in await consumer.topics():
-                return None
+                return None, False
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             end = (await consumer.end_offsets([tp]))[tp]
@@ -410,12 +431,17 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 position = await consumer.position(tp)
         finally:
             await consumer.stop()
-        manifest = values.get(b"manifest")
-        if manifest is None:
-            return None
-        meta = orjson.loads(manifest)
-        state.checkpoint_generation = meta["generation"]
-        return Reducer.restore(join_blob(meta, values))
+        loaded = read_checkpoint(values)
+        # the next save goes above every generation in the topic, and tombstones every
+        # chunk record there (a discarded generation's too)
+        state.checkpoint_generation = loaded.generation
+        state.checkpoint_chunks = 0
+        state.stale_chunks = set(loaded.chunk_keys)
+        if loaded.discarded is not None:
+            log.warning("%s: rebuilding state from the hand-off topic", loaded.discarded)
+            metrics.inc("exw_checkpoints_discarded_total", reason=loaded.reason or "unreadable")
+            return None, True
+        return loaded.reducer, False
 
     async def save_checkpoint(reducer: Reducer) -> None:
         started = time.monotonic()
@@ -426,12 +452,16 @@ def create_app(settings: Settings | None = None) -> faust.App:
         futures = [await _producer_send(app, topic, key, value) for key, value in chunks]
         await flush(futures)
         await (await _producer_send(app, topic, *manifest))
-        # drop the previous generation's chunks (compaction removes them)
+        # drop the previous generation's chunks, and those the topic held when the state
+        # was restored (compaction removes them)
         old = state.checkpoint_generation
-        if old:
-            futures = [await _producer_send(app, topic, f"chunk-{old}-{i}".encode(), None)
-                       for i in range(state.checkpoint_chunks)]
+        stale = set(state.stale_chunks)
+        stale.update(f"chunk-{old}-{i}".encode() for i in range(state.checkpoint_chunks))
+        stale.difference_update(key for key, _ in chunks)
+        if stale:
+            futures = [await _producer_send(app, topic, key, None) for key in sorted(stale)]
             await flush(futures)
+        state.stale_chunks = set()
         state.checkpoint_generation = generation
         state.checkpoint_chunks = len(chunks)
         state.checkpoint_bytes = len(blob)

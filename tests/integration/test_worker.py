@@ -1,7 +1,8 @@
 """The worker against the real broker: alerts, dead letters, identity with the
 file replay, 2 workers on 4 partitions, historical replay isolation, health and
-metrics. Faults (kill -9, broker restart, a worker taking over from a killed
-one) and fuzzed input are in tests/reliability."""
+metrics, a checkpoint of another release (or a broken one) after an upgrade.
+Faults (kill -9, broker restart, a worker taking over from a killed one) and
+fuzzed input are in tests/reliability."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 
 from extraction_watch.cli import main as cli_main
 from extraction_watch.produce import produce_file
 from extraction_watch.simulator import simulate
 from models.contract import parse_rfc3339
 from streams.config import Settings
+from streams.handoff import CHECKPOINT_FORMAT
 
 from .conftest import consume_all, create_topics
 
@@ -77,10 +79,11 @@ class Worker:
             return 0, b""
 
     def metric(self, name: str) -> float:
+        """One series (``name`` or ``name{label="value"}``), -1 if absent."""
         status, body = self.get("/metrics")
         if status != 200:
             return -1.0
-        match = re.search(rb"^" + name.encode() + rb" ([0-9.e+]+)$", body, re.M)
+        match = re.search(rb"^" + re.escape(name.encode()) + rb" ([0-9.e+]+)$", body, re.M)
         return float(match.group(1)) if match else -1.0
 
     def kill(self) -> None:
@@ -313,3 +316,99 @@ def test_topic_replay_of_a_time_range_reads_only_that_range(kafka_bootstrap, fou
     # record timestamps are event times at millisecond precision: allow the boundaries' ties
     assert abs(summary["events"] - in_range) <= 10
     assert summary["events"] < len(times) // 2
+
+
+# ------------------------------------------------ a checkpoint this release cannot use
+
+def _live(records) -> dict[bytes, bytes]:
+    """What a compacted topic keeps of ``records``: each key's latest value, tombstones
+    applied."""
+    out: dict[bytes, bytes] = {}
+    for r in records:
+        if r.value is None:
+            out.pop(r.key, None)
+        else:
+            out[r.key] = r.value
+    return out
+
+
+@pytest.mark.parametrize("damage", ["other_format", "unreadable"])
+def test_an_unusable_checkpoint_is_discarded_and_the_state_rebuilt_from_the_handoff(
+        kafka_bootstrap, four_partitions, file_replay, tmp_path, damage):
+    """An upgrade: the release before it processed the whole stream, checkpointing
+    after every hand-off record; its latest checkpoint then names another format (the
+    blob itself would still load) or misses a chunk. The next worker must not crash: it
+    warns once, counts the discard, re-reads the hand-off topic from its start, and
+    ends with the alerts of an uninterrupted run and every event accounted for."""
+    prefix, expected = four_partitions["prefix"], four_partitions["expected"]
+    produced = expected + len(file_replay["dead"])
+    app = f"upgrade-{damage.replace('_', '-')}"
+    env = _env(prefix, kafka_bootstrap, tmp_path, app, EXW_CHECKPOINT_INTERVAL_S="0.001")
+    checkpoints, alerts_topic = f"{prefix}{app}-checkpoints", f"{prefix}alerts-{app}"
+    before = Worker(env, tmp_path / f"{app}-before.log")
+    try:
+        _wait_processed([before], expected)
+    finally:
+        before.stop()
+    live = _live(consume_all(kafka_bootstrap, checkpoints))
+    manifest = orjson.loads(live[b"manifest"])
+    generation = manifest["generation"]
+    assert manifest["format"] == CHECKPOINT_FORMAT and generation > 1
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    if damage == "other_format":
+        foreign = "1-0123456789ab"
+        producer.send(checkpoints, key=b"manifest",
+                      value=orjson.dumps(dict(manifest, format=foreign)))
+        warning = (f"checkpoint generation {generation} has format '{foreign}', this release "
+                   f"reads {CHECKPOINT_FORMAT}: rebuilding state from the hand-off topic")
+    else:
+        producer.send(checkpoints, key=f"chunk-{generation}-0".encode(), value=None)
+        warning = (f"checkpoint generation {generation} does not restore: checkpoint "
+                   f"generation {generation} misses chunk 0: rebuilding state from the "
+                   "hand-off topic")
+    producer.flush()
+    producer.close()
+    old_chunks = {k for k in _live(consume_all(kafka_bootstrap, checkpoints))
+                  if k.startswith(b"chunk-")}
+    assert old_chunks
+    published = consume_all(kafka_bootstrap, alerts_topic)
+    assert _alerts_by_update(published) == four_partitions["baseline"]
+    ends: dict[int, int] = {}
+    for r in published:
+        ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+
+    after = Worker(dict(env, EXW_CHECKPOINT_INTERVAL_S="3", EXW_WEB_PORT=str(_free_port())),
+                   tmp_path / f"{app}-after.log")
+    try:
+        _wait_processed([after], expected)
+        held = after.metric("exw_events_processed_total") + after.metric("exw_events_buffered")
+        discarded = {reason: after.metric(f'exw_checkpoints_discarded_total{{reason="{reason}"}}')
+                     for reason in ("no_format", "other_format", "unreadable", "bad_manifest")}
+        status, ready = after.get("/readyz")
+    finally:
+        after.stop()
+    assert status == 200 and orjson.loads(ready)["runs_engine"] is True
+    assert discarded == {reason: float(reason == damage) for reason in discarded}
+    log_lines = after.log.read_text(errors="replace").splitlines()
+    warned = [line for line in log_lines if "rebuilding state from the hand-off topic" in line]
+    assert len(warned) == 1 and warning in warned[0] and "WARNING" in warned[0], warned
+    assert not [line for line in log_lines if "Traceback" in line or "crashed" in line.lower()]
+    # every event in state once: rebuilt from the hand-off, not skipped or applied twice
+    assert held == expected
+    # the rebuild published every alert update again, each identical to the uninterrupted
+    # run's (a worker that used the checkpoint would have nothing left to publish)
+    records = consume_all(kafka_bootstrap, alerts_topic)
+    again = [r for r in records if r.offset >= ends.get(r.partition, 0)]
+    assert _alerts_by_update(again) == four_partitions["baseline"]
+    assert _alerts_by_update(records) == four_partitions["baseline"]
+    # nothing lost: events in state + distinct dead letters = records produced
+    dead = {r.key for r in consume_all(kafka_bootstrap, f"{prefix}dlq-{app}")}
+    assert held + len(dead) == produced
+    # the checkpoint now: this release's format, above the discarded generation, and
+    # only its own chunks live (the discarded generation's are tombstoned)
+    live = _live(consume_all(kafka_bootstrap, checkpoints))
+    saved = orjson.loads(live[b"manifest"])
+    assert saved["format"] == CHECKPOINT_FORMAT and saved["generation"] > generation
+    assert set(live) == {b"manifest"} | {f"chunk-{saved['generation']}-{i}".encode()
+                                         for i in range(saved["chunks"])}
+    assert not old_chunks & set(live)

@@ -1,15 +1,35 @@
-"""The two pipeline stages without Kafka: validator -> hand-off records -> reducer."""
+"""The two pipeline stages without Kafka: validator -> hand-off records -> reducer;
+checkpoints, their format and what happens to one this release cannot use."""
 
 from __future__ import annotations
 
+import copyreg
+import io
+import operator
+import os
+import pickle
+import subprocess
+import sys
 import zlib
 
 import orjson
 import pytest
 
 from extraction_watch.simulator import simulate
+from models import engine as engine_module
 from models.engine import Engine
-from streams.handoff import Reducer, Validator, join_blob, split_blob
+from streams.handoff import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_LAYOUT,
+    DISCARD_REASONS,
+    REDUCER_FIELDS,
+    Reducer,
+    Validator,
+    checkpoint_format,
+    join_blob,
+    read_checkpoint,
+    split_blob,
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +109,14 @@ def test_a_checkpoint_restored_mid_stream_gives_the_same_alerts(sim):
             if offset == checkpoint_at:
                 chunks, manifest = split_blob(reducer.snapshot(), 7, chunk_bytes=50_000)
                 assert len(chunks) > 1
-                reducer = Reducer.restore(join_blob(orjson.loads(manifest[1]), dict(chunks)))
+                assert orjson.loads(manifest[1])["format"] == CHECKPOINT_FORMAT
+                # the worker's path: the live records of the checkpoints topic
+                loaded = read_checkpoint(dict([*chunks, manifest]))
+                assert loaded.discarded is None and loaded.generation == 7
+                assert loaded.chunk_keys == sorted(key for key, _ in chunks)
+                assert loaded.reducer is not None and loaded.reducer is not reducer
+                assert loaded.reducer.handoff_next == reducer.handoff_next == offset
+                reducer = loaded.reducer
             out.extend(reducer.apply(value, offset))
             out.extend(reducer.apply(value, offset))  # a repeated hand-off record is ignored
         out.extend(reducer.engine.flush())
@@ -108,3 +135,160 @@ def test_a_corrupt_checkpoint_is_refused():
     del broken[b"chunk-1-3"]
     with pytest.raises(ValueError, match="misses chunk 3"):
         join_blob(meta, broken)
+
+
+# ------------------------------------------------------------ checkpoint formats
+
+@pytest.fixture(scope="module")
+def mid_stream(sim):
+    """A reducer a third of the way through the stream (real state to checkpoint)."""
+    events, _ = sim
+    records, _ = _handoff_records(events)
+    reducer = Reducer("calls")
+    for offset, value in enumerate(records[:len(records) // 3]):
+        reducer.apply(value, offset)
+    assert reducer.engine.applied_events() > 1000
+    return reducer
+
+
+def _topic(blob: bytes, generation: int = 12, edit: dict | None = None) -> dict[bytes, bytes]:
+    """The live records of a checkpoints topic holding ``blob`` as one generation
+    (several chunks); ``edit`` changes manifest fields (None removes one)."""
+    chunks, (key, value) = split_blob(blob, generation, chunk_bytes=max(1, len(blob) // 3))
+    assert len(chunks) >= 3
+    manifest = orjson.loads(value)
+    for name, change in (edit or {}).items():
+        if change is None:
+            manifest.pop(name)
+        else:
+            manifest[name] = change
+    return dict([*chunks, (key, orjson.dumps(manifest))])
+
+
+def _reblob(raw: bytes) -> bytes:
+    return zlib.compress(raw, 1)
+
+
+class _RaisesWithState:
+    """Unpickles by looking up an account id in an empty dict: a KeyError quoting it."""
+
+    def __reduce__(self):
+        return operator.getitem, ({}, "acct-secret-4711")
+
+
+def _older_layout_blob(reducer: Reducer) -> bytes:
+    """The reducer pickled as a release without ``Engine._gone_owners`` wrote it (one
+    field fewer in the engine's positional tuple), but under this release's format: a
+    layout change nobody bumped the format for."""
+    fields = engine_module._FIELDS[:-1]
+    assert engine_module._FIELDS[-1] == "_gone_owners"
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = copyreg.dispatch_table.copy()
+    pickler.dispatch_table[type(reducer.engine)] = lambda e: (
+        engine_module._restore_engine, (type(e), tuple(getattr(e, n) for n in fields)))
+    pickler.dump({"format": CHECKPOINT_FORMAT, "reducer": reducer})
+    return _reblob(out.getvalue())
+
+
+def test_a_checkpoint_this_release_cannot_use_is_discarded_with_its_reason(mid_stream):
+    good = mid_stream.snapshot()
+    # every case below restores fine but for the one thing changed
+    assert read_checkpoint(_topic(good)).reducer is not None
+    older = _older_layout_blob(mid_stream)
+    with pytest.raises(ValueError):  # what crash-looped the worker
+        Reducer.restore(older)
+    cases = {
+        "no format (a release before formats)": (
+            _topic(good, edit={"format": None}), "no_format",
+            f"checkpoint generation 12 has no format (written before checkpoint formats), "
+            f"this release reads {CHECKPOINT_FORMAT}"),
+        "another release's format": (
+            _topic(good, edit={"format": "1-0123456789ab"}), "other_format",
+            f"checkpoint generation 12 has format '1-0123456789ab', this release reads "
+            f"{CHECKPOINT_FORMAT}"),
+        "a chunk missing": (
+            {k: v for k, v in _topic(good).items() if k != b"chunk-12-1"}, "unreadable",
+            "checkpoint generation 12 does not restore: checkpoint generation 12 misses "
+            "chunk 1"),
+        "a chunk truncated": (
+            {k: (v[:-10] if k == b"chunk-12-2" else v) for k, v in _topic(good).items()},
+            "unreadable", "checkpoint generation 12 does not restore: checkpoint generation "
+            "12 is corrupt (sha256 mismatch)"),
+        "not zlib": (_topic(b"not a compressed pickle" * 10), "unreadable",
+                     "checkpoint generation 12 does not restore (zlib.error)"),
+        "not a pickle": (_topic(_reblob(b"\x99 not a pickle" * 10)), "unreadable",
+                         "checkpoint generation 12 does not restore (_pickle.UnpicklingError)"),
+        "an older engine layout under this format": (
+            _topic(older), "unreadable", "checkpoint generation 12 does not restore (ValueError)"),
+        "unpickling fails quoting state": (
+            _topic(_reblob(pickle.dumps({"format": CHECKPOINT_FORMAT,
+                                         "reducer": _RaisesWithState()}))),
+            "unreadable", "checkpoint generation 12 does not restore (KeyError)"),
+        "a blob of another format inside": (
+            _topic(_reblob(pickle.dumps({"format": 1, "reducer": None}))), "unreadable",
+            f"checkpoint generation 12 does not restore: the blob has format 1, this release "
+            f"reads {CHECKPOINT_FORMAT}"),
+        "a manifest that is not JSON": (
+            {**_topic(good), b"manifest": b"{not json"}, "bad_manifest",
+            "the checkpoint manifest is not JSON"),
+        "a manifest without a generation": (
+            _topic(good, edit={"generation": "twelve"}), "bad_manifest",
+            "the checkpoint manifest names no generation ('twelve')"),
+    }
+    for name, (values, reason, message) in cases.items():
+        loaded = read_checkpoint(values)
+        assert loaded.reducer is None, name
+        assert (loaded.reason, loaded.discarded) == (reason, message), name
+        assert reason in DISCARD_REASONS
+        assert "acct-" not in loaded.discarded, name  # no state in the log line
+        # the next save goes above this generation and tombstones every chunk there
+        assert loaded.generation == 12, name
+        assert loaded.chunk_keys == sorted(k for k in values if k.startswith(b"chunk-")), name
+
+
+def test_the_next_generation_goes_above_every_generation_in_the_topic(mid_stream):
+    values = _topic(mid_stream.snapshot(), generation=3)
+    # chunks of a save that crashed before its manifest, and another checkpoint's leftovers
+    values[b"chunk-9-0"] = b"orphan"
+    values[b"chunk-1-4"] = b"leftover"
+    loaded = read_checkpoint(values)
+    assert loaded.discarded is None and loaded.reducer is not None
+    assert loaded.reducer.handoff_next == mid_stream.handoff_next
+    assert loaded.generation == 9
+    assert b"chunk-9-0" in loaded.chunk_keys and b"chunk-1-4" in loaded.chunk_keys
+    assert b"chunk-3-0" in loaded.chunk_keys
+    # no manifest at all: nothing to use, nothing discarded, generation from the chunks
+    del values[b"manifest"]
+    empty = read_checkpoint(values)
+    assert (empty.reducer, empty.discarded, empty.generation) == (None, None, 9)
+    assert read_checkpoint({}).generation == 0
+
+
+def test_the_format_names_the_pickled_layout():
+    fields = (engine_module._FIELDS, ("a", "b"), ("c",), REDUCER_FIELDS)
+    base = checkpoint_format(field_lists=fields)
+    assert base == checkpoint_format(field_lists=fields)  # stable
+    assert base.startswith(f"{CHECKPOINT_LAYOUT}-")
+    changed = [
+        checkpoint_format(layout=CHECKPOINT_LAYOUT + 1, field_lists=fields),
+        checkpoint_format(detector_version="extraction-watch/9.9.9", field_lists=fields),
+        checkpoint_format(river_version="0.0.1", field_lists=fields),
+        checkpoint_format(field_lists=(engine_module._FIELDS[:-1], *fields[1:])),  # a field gone
+        checkpoint_format(field_lists=(fields[0], ("b", "a"), *fields[2:])),  # reordered
+        checkpoint_format(field_lists=(fields[0], ("a", "b2"), *fields[2:])),  # renamed
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)
+    assert CHECKPOINT_FORMAT == checkpoint_format()
+    # the reducer pickles its __dict__: the list hashed into the format is all of it
+    assert tuple(vars(Reducer("calls"))) == REDUCER_FIELDS
+
+
+def test_both_builds_read_the_same_format():
+    """A checkpoint moves between the compiled and the pure-Python build
+    (tests/test_native.py), so both must name the same format."""
+    code = "from streams.handoff import CHECKPOINT_FORMAT; print(CHECKPOINT_FORMAT)"
+    env = dict(os.environ, EXW_PURE_PYTHON="1")
+    pure = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True, cwd=os.getcwd()).stdout.strip()
+    assert pure == CHECKPOINT_FORMAT
