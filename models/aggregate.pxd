@@ -9,4 +9,5 @@ cdef class GroupState:
     cdef public double cot_sum
     cdef public long long cot_n
     cdef public double first_t, last_t
-    cdef public object accounts, tasks, models
+    cdef public object accounts
+    cdef public dict tasks, models

@@ -35,11 +35,14 @@ cdef class Engine:
     cdef public double _lateness_s, _max_future_s, _dedup_horizon_s
 
     # the per-event path (compiled with annotation_typing off: these are the only C types)
-    @cython.locals(t=cython.double, lateness=cython.double)
+    # (a dict- or set-typed local calls .get/.add/in as C functions, not as methods)
+    @cython.locals(t=cython.double, lateness=cython.double, buckets=dict, ids=set)
     cpdef _accept(self, ev, payload, source, partition=*)
 
     @cython.locals(acc=AccountState, group=GroupState, templates=TemplateIndex, t=cython.double,
-                   lg=cython.double)
+                   lg=cython.double, accounts=dict, member_episode=dict, egress_cache=dict,
+                   proxy_stats=dict, payment_stats=dict, unscored=dict, models=dict,
+                   models_first_seen=dict, pop_tasks=dict, tick_active=list, mix=dict)
     cpdef _apply(self, events)
 
     cpdef _score_account(self, AccountState acc, double now)

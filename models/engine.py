@@ -680,18 +680,18 @@ class Engine:
                 group.cot_sum += cot
                 group.cot_n += 1
             if task is not None:
-                counts = group.tasks
-                count = counts.get(task)
+                mix = group.tasks
+                count = mix.get(task)
                 if count is not None:
-                    counts[task] = count + 1
-                elif len(counts) < 16:
-                    counts[_shared(task)] = 1
-            counts = group.models
-            count = counts.get(model)
+                    mix[task] = count + 1
+                elif len(mix) < 16:
+                    mix[_shared(task)] = 1
+            mix = group.models
+            count = mix.get(model)
             if count is not None:
-                counts[model] = count + 1
-            elif len(counts) < 16:
-                counts[_shared(model)] = 1
+                mix[model] = count + 1
+            elif len(mix) < 16:
+                mix[_shared(model)] = 1
 
             pf = ev.payment_fingerprint
             if pf is not None:
