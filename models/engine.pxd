@@ -35,6 +35,10 @@ cdef class Engine:
     cdef public double _lateness_s, _max_future_s, _dedup_horizon_s
 
     # the per-event path (compiled with annotation_typing off: these are the only C types)
+    @cython.locals(line=bytes, n=cython.Py_ssize_t, blank=cython.Py_ssize_t,
+                   first_line=cython.Py_ssize_t)
+    cpdef process_lines(self, list lines, source_name, first_line=*)
+
     # (a dict- or set-typed local calls .get/.add/in as C functions, not as methods)
     @cython.locals(t=cython.double, lateness=cython.double, buckets=dict, ids=set)
     cpdef _accept(self, ev, payload, source, partition=*)

@@ -304,7 +304,8 @@ class Engine:
         n = first_line - 1
         for line in lines:
             n += 1
-            if not line or line.isspace():  # as `not line.strip()`, without copying it
+            # blank: as `not line.strip()`, without copying it (an event starts with "{")
+            if not line or (line[0] != 123 and line.isspace()):
                 blank += 1
                 continue
             try:

@@ -7,5 +7,6 @@ cdef bint _COMPILED
 @cython.locals(ts=str, ip=str, simhash=str, n=cython.Py_ssize_t, i=cython.Py_ssize_t,
                c=cython.Py_UCS4, s1=cython.int, s2=cython.int, f1=cython.int, f2=cython.int,
                f3=cython.int, sec=cython.int, quad=cython.bint, dots=cython.int,
-               digits=cython.int, octet=cython.int, lead=cython.int, value=cython.ulonglong)
+               digits=cython.int, octet=cython.int, lead=cython.int, value=cython.ulonglong,
+               minutes=dict, created_epochs=dict)
 cpdef bint finish(event) except -1

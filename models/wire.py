@@ -66,7 +66,8 @@ def finish(event) -> bool:  # (typed in wire.pxd)
     """Check what msgspec could not on ``event`` and fill its derived fields; False
     when the payload must go to the reference decoder."""
     ts = event.ts
-    minute = _minute_epochs.get(ts[:16])
+    minutes = _minute_epochs  # (a dict-typed local compiled: .get is a C call)
+    minute = minutes.get(ts[:16])
     if minute is None:
         return False
     # ":SS.fffZ", the commonest shape: millisecond suffixes (60,000 of them) would
@@ -140,7 +141,8 @@ def finish(event) -> bool:  # (typed in wire.pxd)
     if created is None:
         event.account_created_t = None
     else:
-        created_t = _epoch_by_string.get(created)
+        created_epochs = _epoch_by_string
+        created_t = created_epochs.get(created)
         if created_t is None:
             created_t = _created_epoch_slow(created)  # (memoised there)
             if created_t is None:
