@@ -49,7 +49,10 @@ cdef class Engine:
                    models_first_seen=dict, pop_tasks=dict, tick_active=list, mix=dict)
     cpdef _apply(self, events)
 
+    @cython.locals(acc=AccountState, interval=cython.double, due=list, cluster_models=dict)
+    cpdef _tick(self, double boundary, list out)
+
     cpdef _score_account(self, AccountState acc, double now)
 
-    @cython.locals(m=AccountState, dt=cython.double)
+    @cython.locals(m=AccountState, dt=cython.double, tasks=dict, egress=dict, volumes=list)
     cpdef _cluster_features(self, list members, double now)

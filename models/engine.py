@@ -749,9 +749,11 @@ class Engine:
         self._tick_models = {}
         # accounts new to the stream are rescored every tick for their first hour,
         # so a fresh campaign is seen within minutes; then at most hourly
-        due = [acc for acc in self._unscored.values()
-               if boundary - acc.scored_t >= cfg.score_interval_s
-               or boundary - acc.first_t <= cfg.score_interval_s]
+        interval = cfg.score_interval_s
+        due = []
+        for acc in self._unscored.values():  # (a loop over typed accounts compiled)
+            if boundary - acc.scored_t >= interval or boundary - acc.first_t <= interval:
+                due.append(acc)
         due.sort(key=_BY_ID)
         for acc in due:
             del self._unscored[acc.account_id]
