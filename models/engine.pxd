@@ -54,5 +54,11 @@ cdef class Engine:
 
     cpdef _score_account(self, AccountState acc, double now)
 
+    @cython.locals(keys=list)
+    cpdef list _link_keys(self, AccountState acc)
+
+    @cython.locals(m=AccountState, ttl=cython.double, live=list, members=list, gained=cython.bint)
+    cpdef _rebuild_clusters(self, double now, list out)
+
     @cython.locals(m=AccountState, dt=cython.double, tasks=dict, egress=dict, volumes=list)
     cpdef _cluster_features(self, list members, double now)

@@ -863,10 +863,9 @@ class Engine:
 
     def _rebuild_clusters(self, now: float, out: list) -> None:
         cfg = self.config
-        live = sorted(
-            (a for a in self._suspects.values() if now - a.last_t <= cfg.suspect_ttl_s),
-            key=_BY_ID,
-        )
+        ttl = cfg.suspect_ttl_s
+        live = [a for a in self._suspects.values() if now - a.last_t <= ttl]
+        live.sort(key=_BY_ID)
         if not live:
             return
         keys_by_id = {a.account_id: self._link_keys(a) for a in live}
@@ -896,9 +895,16 @@ class Engine:
             # an alerted cluster that gained nobody is re-evaluated at the update cadence
             ep_id = members[0].cluster
             known = self._episodes.get(ep_id) if ep_id is not None else None
-            if known is not None and now - known.eval_t < cfg.update_interval_s and \
-                    all(m.cluster == ep_id for m in members):
-                continue
+            if known is not None and now - known.eval_t < cfg.update_interval_s:
+                # (all(m.cluster == ep_id for m in members), without a generator: a
+                # closure is not allowed in a cpdef method of the compiled build)
+                gained = False
+                for m in members:
+                    if m.cluster != ep_id:
+                        gained = True
+                        break
+                if not gained:
+                    continue
             features = self._cluster_features(members, now)
             score = self._cluster_scorer.score(features, len(owners))
             episode = self._update_episode(members, owners, features, score, now, out)
