@@ -70,65 +70,16 @@ class AccountScorer:
 
     def features(self, acc, template_owners, payment_owners: int) -> dict[str, float]:
         """Signals of ``acc`` in [0, 1]; ``template_owners(tid)`` counts a template's owners."""
-        shared = 0
-        if acc.n_hashed:
-            min_owners = self.min_template_owners
-            for tid, count in acc.templates.items():
-                if template_owners(tid) >= min_owners:
-                    shared += count
-        template_share = shared / acc.n_hashed if acc.n_hashed else 0.0
-        age = acc.age_days()
-        youth = 0.0 if age is None else _clip(1.0 - age / self.youth_days)
-        spread = acc.gap_spread()
-        regularity = 0.0 if spread is None else _clip((2.0 - spread) / 1.5)
-        tasks = acc.task_counts()
-        task_total = sum(tasks.values())
-        if task_total >= 8:
-            entropy = 0.0
-            for count in tasks.values():
-                p = count / task_total
-                entropy -= p * math.log(p)
-            concentration = _clip(1.0 - entropy / _LOG_TASKS)
-        else:
-            concentration = 0.0
-        tokens = acc.in_tokens + acc.out_tokens
-        return {
-            "template_share": _clip(template_share),
-            "shared_payment": _clip((payment_owners - 1) / 4.0),
-            "cot": _clip(acc.cot_mean()),
-            "youth": youth,
-            "regularity": regularity,
-            "concentration": concentration,
-            "volume": _clip(math.log1p(acc.w_n) / math.log1p(2000.0)),
-            "output_ratio": acc.out_tokens / tokens if tokens > 0 else 0.0,
-        }
+        return _features(acc, template_owners, payment_owners, self.youth_days,
+                         self.min_template_owners)
 
     def upper_bound(self, acc, template_owners, payment_owners: int) -> float:
         """A cheap bound on :meth:`score`, to skip accounts that cannot become suspects."""
-        w = self._w
-        age = acc.age_days()
-        youth = 0.0 if age is None else _clip(1.0 - age / self.youth_days)
-        shared = 0
-        if acc.templates:
-            for tid, count in acc.templates.items():
-                if template_owners(tid) >= self.min_template_owners:
-                    shared += count
-        return (
-            w.get("template_share", 0.0) * (shared / acc.n_hashed if acc.n_hashed else 0.0)
-            + w.get("shared_payment", 0.0) * _clip((payment_owners - 1) / 4.0)
-            + w.get("cot", 0.0) * _clip(acc.cot_mean())
-            + w.get("youth", 0.0) * youth
-            + w.get("regularity", 0.0) + w.get("concentration", 0.0) + w.get("cohort", 0.0)
-        )
+        return _upper_bound(self._w, acc, template_owners, payment_owners, self.youth_days,
+                            self.min_template_owners)
 
     def score(self, features: dict[str, float], cohort: float) -> float:
-        w = self._w
-        total = w.get("cohort", 0.0) * cohort
-        for name, value in features.items():
-            weight = w.get(name)
-            if weight:
-                total += weight * value
-        return _clip(total)
+        return _score(self._w, features, cohort)
 
     def contributions(self, features: dict[str, float], cohort: float) -> list[tuple[str, float]]:
         """Per-signal contributions, largest first (for evidence)."""
@@ -136,3 +87,69 @@ class AccountScorer:
         parts = [(k, w[k] * v) for k, v in features.items() if k in w]
         parts.append(("cohort", w.get("cohort", 0.0) * cohort))
         return sorted(parts, key=lambda kv: (-kv[1], kv[0]))
+
+
+# The per-scoring work, as module functions: the compiled build types them
+# (account_score.pxd), which it cannot do for methods of a plain class.
+
+def _template_calls(acc, template_owners, min_owners):  # (typed in account_score.pxd)
+    """Calls of ``acc`` whose template has at least ``min_owners`` owners."""
+    shared = 0
+    for tid, count in acc.templates.items():
+        if template_owners(tid) >= min_owners:
+            shared += count
+    return shared
+
+
+def _features(acc, template_owners, payment_owners, youth_days, min_owners):
+    # (typed in account_score.pxd)
+    shared = _template_calls(acc, template_owners, min_owners) if acc.n_hashed else 0
+    template_share = shared / acc.n_hashed if acc.n_hashed else 0.0
+    age = acc.age_days()
+    youth = 0.0 if age is None else _clip(1.0 - age / youth_days)
+    spread = acc.gap_spread()
+    regularity = 0.0 if spread is None else _clip((2.0 - spread) / 1.5)
+    tasks = acc.task_counts()
+    task_total = sum(tasks.values())
+    if task_total >= 8:
+        entropy = 0.0
+        for count in tasks.values():
+            p = count / task_total
+            entropy -= p * math.log(p)
+        concentration = _clip(1.0 - entropy / _LOG_TASKS)
+    else:
+        concentration = 0.0
+    tokens = acc.in_tokens + acc.out_tokens
+    return {
+        "template_share": _clip(template_share),
+        "shared_payment": _clip((payment_owners - 1) / 4.0),
+        "cot": _clip(acc.cot_mean()),
+        "youth": youth,
+        "regularity": regularity,
+        "concentration": concentration,
+        "volume": _clip(math.log1p(acc.w_n) / math.log1p(2000.0)),
+        "output_ratio": acc.out_tokens / tokens if tokens > 0 else 0.0,
+    }
+
+
+def _upper_bound(w, acc, template_owners, payment_owners, youth_days, min_owners):
+    # (typed in account_score.pxd)
+    age = acc.age_days()
+    youth = 0.0 if age is None else _clip(1.0 - age / youth_days)
+    shared = _template_calls(acc, template_owners, min_owners) if acc.templates else 0
+    return (
+        w.get("template_share", 0.0) * (shared / acc.n_hashed if acc.n_hashed else 0.0)
+        + w.get("shared_payment", 0.0) * _clip((payment_owners - 1) / 4.0)
+        + w.get("cot", 0.0) * _clip(acc.cot_mean())
+        + w.get("youth", 0.0) * youth
+        + w.get("regularity", 0.0) + w.get("concentration", 0.0) + w.get("cohort", 0.0)
+    )
+
+
+def _score(w, features, cohort):  # (typed in account_score.pxd)
+    total = w.get("cohort", 0.0) * cohort
+    for name, value in features.items():
+        weight = w.get(name)
+        if weight:
+            total += weight * value
+    return _clip(total)
