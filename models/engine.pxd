@@ -3,6 +3,7 @@
 # costs a dict lookup per read there).
 cimport cython
 
+from models._apicall cimport ApiCall as ApiCallSlots, check_layout
 from models.account cimport AccountState
 from models.aggregate cimport GroupState
 from models.templates cimport TemplateIndex
@@ -40,10 +41,11 @@ cdef class Engine:
     cpdef process_lines(self, list lines, source_name, first_line=*)
 
     # (a dict- or set-typed local calls .get/.add/in as C functions, not as methods)
+    # (an ApiCallSlots-typed event reads its fields from their slots: models/_apicall.pxd)
     @cython.locals(t=cython.double, lateness=cython.double, buckets=dict, ids=set)
-    cpdef _accept(self, ev, payload, source, partition=*)
+    cpdef _accept(self, ApiCallSlots ev, payload, source, partition=*)
 
-    @cython.locals(acc=AccountState, group=GroupState, templates=TemplateIndex, t=cython.double,
+    @cython.locals(ev=ApiCallSlots, acc=AccountState, group=GroupState, templates=TemplateIndex, t=cython.double,
                    lg=cython.double, accounts=dict, member_episode=dict, egress_cache=dict,
                    proxy_stats=dict, payment_stats=dict, unscored=dict, models=dict,
                    models_first_seen=dict, pop_tasks=dict, tick_active=list, mix=dict)

@@ -179,3 +179,45 @@ def test_doctests_of_the_compiled_modules_and_the_decoder_tests_pass_in_pure_pyt
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
+
+
+# checks, in the compiled build, the struct layout the engine reads ApiCall's slots at
+LAYOUT = r"""
+import json
+import msgspec
+from models import _native
+from models.contract import ApiCall
+from models.engine import Engine, _check_apicall_layout
+assert _native.active()
+_check_apicall_layout(ApiCall)  # the real one: accepted
+fields = sorted(ApiCall.__struct_fields__)
+verdicts = {}
+for name, shape in {
+    "one field renamed": [f if f != "account_id" else "account_idx" for f in fields],
+    "one field more": fields + ["zzz"],
+}.items():
+    other = msgspec.defstruct("Other", [(f, object) for f in shape])
+    try:
+        _check_apicall_layout(other)
+        verdicts[name] = "accepted"
+    except ImportError as err:
+        verdicts[name] = str(err)
+try:
+    Engine().process_event({"account_id": "a"})  # not an ApiCall: refused, never read as one
+    verdicts["dict"] = "accepted"
+except TypeError as err:
+    verdicts["dict"] = str(err)
+print(json.dumps(verdicts))
+"""
+
+
+def test_the_compiled_engine_reads_apicall_slots_only_where_the_layout_holds(native_dir):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXW_")}
+    env["EXW_NATIVE_DIR"] = str(native_dir)
+    done = subprocess.run([sys.executable, "-c", LAYOUT], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    verdicts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "account_id is not a slot" in verdicts["one field renamed"]
+    assert "size changed" in verdicts["one field more"]
+    assert "ApiCall" in verdicts["dict"]
