@@ -62,5 +62,9 @@ cdef class Engine:
     @cython.locals(m=AccountState, ttl=cython.double, live=list, members=list, gained=cython.bint)
     cpdef _rebuild_clusters(self, double now, list out)
 
-    @cython.locals(m=AccountState, dt=cython.double, tasks=dict, egress=dict, volumes=list)
+    @cython.locals(m=AccountState, dt=cython.double, tasks=dict, egress=dict, volumes=list,
+                   f=dict, owners=set, n=cython.Py_ssize_t, half_life_s=cython.double,
+                   first_t=cython.double, age_sum=cython.double, template_share=cython.double,
+                   cot=cython.double, youth=cython.double, shared_payment=cython.Py_ssize_t,
+                   shared=cython.Py_ssize_t)
     cpdef _cluster_features(self, list members, double now)

@@ -937,8 +937,13 @@ class Engine:
         age_sum = template_share = cot = youth = 0.0
         shared_payment = 0
         for m in members:
-            for task, count in m.task_counts().items():
-                tasks[task] = tasks.get(task, 0) + count
+            mix = m.tasks  # m.task_counts(), inlined: a (task, count) pair or a dict
+            if type(mix) is tuple:
+                task = mix[0]
+                tasks[task] = tasks.get(task, 0) + mix[1]
+            else:
+                for task, count in mix.items():
+                    tasks[task] = tasks.get(task, 0) + count
             # m.volume_at(now, half_life_s), inlined
             dt = now - m.w_t
             volumes.append((m.w_n * exp(-_LN2 * dt / half_life_s) if dt > 0.0 else m.w_n)

@@ -96,7 +96,7 @@ def _block_keys(h: int) -> tuple[int, int, int, int]:
     )
 
 
-class _Template:
+class _Template:  # (a typed extension type in the compiled build: templates.pxd)
     __slots__ = ("tid", "label", "rep", "count", "owners", "accounts", "last_t", "bit_votes",
                  "votes", "aliases")
 
@@ -111,6 +111,10 @@ class _Template:
         self.bit_votes: int | None = 0  # byte lanes, see _TO_LANES
         self.votes = 0
         self.aliases: list[int] | None = None  # ids of templates merged into this one
+
+    def __reduce__(self) -> tuple:
+        # the same pickle from the compiled and the pure-Python build
+        return _restore_template, (tuple([getattr(self, name) for name in _TEMPLATE_FIELDS]),)
 
 
 class TemplateIndex:
@@ -381,3 +385,13 @@ def _restore_index(state: tuple) -> TemplateIndex:
      index._singletons, index._single_hash, index._next_tid) = state
     index._views()
     return index
+
+
+_TEMPLATE_FIELDS = _Template.__slots__
+
+
+def _restore_template(state: tuple) -> _Template:
+    tpl = _Template.__new__(_Template)
+    for name, value in zip(_TEMPLATE_FIELDS, state, strict=True):
+        setattr(tpl, name, value)
+    return tpl

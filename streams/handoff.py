@@ -68,7 +68,8 @@ REDUCER_FIELDS = ("engine", "events_topic", "src_next", "release_next", "handoff
 # lists hashed by checkpoint_format() do not show: a class's own __reduce__ tuple (e.g.
 # models.templates.TemplateIndex), a field's type or meaning, what snapshot() wraps.
 # 1: the releases before the manifest named a format (never written with a "format").
-CHECKPOINT_LAYOUT = 2
+# 2: the first with a format. 3: a template pickles through its own __reduce__.
+CHECKPOINT_LAYOUT = 3
 
 
 def checkpoint_format(layout: int = CHECKPOINT_LAYOUT, detector_version: str = DETECTOR_VERSION,
