@@ -48,7 +48,8 @@ cdef class Engine:
     @cython.locals(ev=ApiCallSlots, acc=AccountState, group=GroupState, templates=TemplateIndex, t=cython.double,
                    lg=cython.double, accounts=dict, member_episode=dict, egress_cache=dict,
                    proxy_stats=dict, payment_stats=dict, unscored=dict, models=dict,
-                   models_first_seen=dict, pop_tasks=dict, tick_active=list, mix=dict)
+                   models_first_seen=dict, pop_tasks=dict, tick_active=list, mix=dict,
+                   member_set=set)
     cpdef _apply(self, events)
 
     @cython.locals(acc=AccountState, interval=cython.double, due=list, cluster_models=dict)

@@ -617,52 +617,56 @@ class Engine:
                 acc.p_cot += cot
                 acc.p_cot_n += 1
             # (a mix can only outgrow its bound when a key is added)
+            # (each mix is the shared NO_COUNTS, a pair or a dict of its own: `mix` is
+            # dict-typed compiled, so it only ever holds the account's own dict)
             if task is not None:
-                counts = acc.tasks
-                if type(counts) is tuple:
-                    if counts[0] == task:
-                        acc.tasks = (counts[0], counts[1] + 1)
+                pair = acc.tasks
+                if type(pair) is tuple:
+                    if pair[0] == task:
+                        acc.tasks = (pair[0], pair[1] + 1)
                     else:
-                        acc.tasks = {counts[0]: counts[1], _shared(task): 1}
-                elif counts is NO_COUNTS:
+                        acc.tasks = {pair[0]: pair[1], _shared(task): 1}
+                elif pair is NO_COUNTS:
                     acc.tasks = (_shared(task), 1)
                 else:
-                    count = counts.get(task)
+                    mix = pair
+                    count = mix.get(task)
                     if count is None:
-                        counts[_shared(task)] = 1
-                        if len(counts) > 16:
-                            _prune(counts, 12)
+                        mix[_shared(task)] = 1
+                        if len(mix) > 16:
+                            _prune(mix, 12)
                     else:
-                        counts[task] = count + 1
+                        mix[task] = count + 1
             if simhash is not None:
                 acc.n_hashed += 1
                 if tid is not None:
-                    used = acc.templates
-                    count = used.get(tid)
-                    if count is None:
-                        if used is NO_COUNTS:
-                            used = acc.templates = {}
-                        used[tid] = 1
-                        if len(used) > max_templates:
-                            _prune(used, MAX_TEMPLATES)
+                    if acc.templates is NO_COUNTS:
+                        acc.templates = {tid: 1}
                     else:
-                        used[tid] = count + 1
-            counts = acc.proxies
+                        mix = acc.templates
+                        count = mix.get(tid)
+                        if count is None:
+                            mix[tid] = 1
+                            if len(mix) > max_templates:
+                                _prune(mix, MAX_TEMPLATES)
+                        else:
+                            mix[tid] = count + 1
             main = acc.main_proxy
-            if counts is NO_COUNTS and proxy == main:  # one egress network so far
+            if acc.proxies is NO_COUNTS and proxy == main:  # one egress network so far
                 acc.main_count += 1
-            elif counts is NO_COUNTS and main is None:
+            elif acc.proxies is NO_COUNTS and main is None:
                 acc.main_proxy = proxy
                 acc.main_count = 1
             else:
-                if counts is NO_COUNTS:
-                    counts = acc.proxies = {main: acc.main_count}  # type: ignore[dict-item]
-                count = counts.get(proxy, 0) + 1
-                counts[proxy] = count
-                if proxy != main and (main is None or count > counts.get(main, 0)):
+                if acc.proxies is NO_COUNTS:
+                    acc.proxies = {main: acc.main_count}  # type: ignore[dict-item]
+                mix = acc.proxies
+                count = mix.get(proxy, 0) + 1
+                mix[proxy] = count
+                if proxy != main and (main is None or count > mix.get(main, 0)):
                     acc.main_proxy = proxy
-                if count == 1 and len(counts) > max_proxies:
-                    _prune(counts, MAX_PROXIES)
+                if count == 1 and len(mix) > max_proxies:
+                    _prune(mix, MAX_PROXIES)
             cluster_models = acc.tick_models
             if cluster_models is not None:  # only kept for accounts inside an alerted cluster
                 cluster_models[model] = cluster_models.get(model, 0) + 1
@@ -683,7 +687,8 @@ class Engine:
             members = group.accounts  # see aggregate.update
             if type(members) is set:
                 if len(members) < max_accounts:
-                    members.add(account_id)
+                    member_set = members
+                    member_set.add(account_id)
             elif members is None:
                 group.accounts = account_id
             elif members != account_id:
