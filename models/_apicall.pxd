@@ -5,7 +5,7 @@
 # external extension type, a typed ``ev.account_id`` compiles to a read of the
 # slot instead of a generic attribute lookup (about 20 ns less per read, some 20
 # reads per event). Cython checks the type's size when a module cimporting this
-# is imported, and :func:`check_layout` checks every slot's offset and kind, so a
+# is imported, and models.wire.check_apicall_layout checks every slot's offset and kind, so a
 # msgspec release that laid the struct out otherwise fails loudly at import
 # (`make install` rebuilds; EXW_PURE_PYTHON=1 runs without the build).
 # Fields are never NULL: msgspec fills every field (defaults included) when it
@@ -50,7 +50,7 @@ cdef extern from *:
         PyObject *v;
     } ExwApiCall;
 
-    static int exw_apicall_layout(PyObject *cls) {
+    static CYTHON_UNUSED int exw_apicall_layout(PyObject *cls) {
         static const struct { const char *name; Py_ssize_t offset; } fields[] = {
         {"access_path", offsetof(ExwApiCall, access_path)},
         {"account_created_at", offsetof(ExwApiCall, account_created_at)},

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from operator import attrgetter, itemgetter
 from typing import Annotated, Any, Literal
@@ -56,8 +56,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 from msgspec import Meta
-
-from models import wire
 
 __all__ = [
     "ACCESS_PATHS",
@@ -878,7 +876,10 @@ def decode_api_call(payload: bytes | bytearray | memoryview | str | dict[str, An
     # (_decode_checked), which names the first fault (and is the only judge: a
     # payload msgspec rejects but the reference accepts, say one nested deeper
     # than msgspec allows, is accepted).
-    return _decode_fast(payload)
+    decode = _wire_decode
+    if decode is None:
+        decode = _load_wire_decode()
+    return decode(payload)
 
 
 def _created_epoch_slow(created: str) -> float | None:
@@ -891,16 +892,20 @@ def _created_epoch_slow(created: str) -> float | None:
     return created_t
 
 
-# what msgspec cannot check is checked in models.wire (compiled with the hot modules)
-wire.bind(_minute_epochs=_minute_epochs, _WHOLE_SECONDS=_WHOLE_SECONDS,
-          _suffix_seconds=_suffix_seconds, _ip_validity=_ip_validity,
-          _epoch_by_string=_epoch_by_string, _suffix_seconds_slow=_suffix_seconds_slow,
-          _ip_ok_slow=_ip_ok_slow, _created_epoch_slow=_created_epoch_slow, _HEX16=_HEX16,
-          _NO_RAW=_NO_RAW, _T_END=_T_END, _MAX_PAYLOAD_BYTES=MAX_PAYLOAD_BYTES,
-          _decode_wire=_decode_wire,
-          # (invalid UTF-8 raises UnicodeDecodeError, a ValueError)
-          _WIRE_ERRORS=(_WireError, ValueError, RecursionError))
-_decode_fast = wire.decode
+# what msgspec cannot check is checked in models.wire (compiled with the hot modules),
+# which takes the tables and helpers above from this module. It imports this module,
+# not the other way round: its compiled build reads ApiCall's slots, so ApiCall must
+# exist before it loads (models/_apicall.pxd). decode_api_call imports it on first use.
+_WIRE_ERRORS = (_WireError, ValueError, RecursionError)  # (invalid UTF-8: a ValueError)
+_wire_decode: Callable[[Any], ApiCall] | None = None
+
+
+def _load_wire_decode() -> Callable[[Any], ApiCall]:
+    global _wire_decode
+    from models import wire
+
+    _wire_decode = wire.decode
+    return wire.decode
 
 
 def _decode_checked(payload: bytes | bytearray | memoryview | str | dict[str, Any]) -> ApiCall:
@@ -1088,9 +1093,6 @@ def _decode_checked(payload: bytes | bytearray | memoryview | str | dict[str, An
         status=status, latency_ms=latency_ms, raw_text_dropped=raw,
         prompt_simhash=prompt_simhash,
     )
-
-
-wire.bind(_decode_checked=_decode_checked)
 
 
 # --------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 # costs a dict lookup per read there).
 cimport cython
 
-from models._apicall cimport ApiCall as ApiCallSlots, check_layout
+from models._apicall cimport ApiCall as ApiCallSlots
 from models.account cimport AccountState
 from models.aggregate cimport GroupState
 from models.templates cimport TemplateIndex

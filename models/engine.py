@@ -74,19 +74,6 @@ __all__ = ["Engine", "EngineConfig", "DETECTOR_VERSION"]
 
 DETECTOR_VERSION = "extraction-watch/0.1.0"
 _LN2 = math.log(2.0)
-# whether this module runs compiled (an extension module's file is not a .py file)
-_COMPILED = not __file__.endswith((".py", ".pyc"))
-
-
-def _check_apicall_layout(cls: type) -> None:
-    """Compiled build: raise ImportError unless ``cls`` lays its slots out as
-    models/_apicall.pxd says ApiCall does (the engine reads them at those offsets)."""
-    check_layout(cls)  # type: ignore[name-defined]  # noqa: F821 (cimported in engine.pxd)
-
-
-if _COMPILED:
-    _check_apicall_layout(ApiCall)
-
 _NOTHING: tuple = ()
 _EMPTY: frozenset = frozenset()
 _BY_ID = attrgetter("account_id")

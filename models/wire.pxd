@@ -2,6 +2,8 @@
 # checks of finish() in C.
 cimport cython
 
+from models._apicall cimport ApiCall as ApiCallSlots, check_layout
+
 cdef bint _COMPILED
 
 @cython.locals(ts=str, ip=str, simhash=str, n=cython.Py_ssize_t, i=cython.Py_ssize_t,
@@ -9,4 +11,4 @@ cdef bint _COMPILED
                f3=cython.int, sec=cython.int, quad=cython.bint, dots=cython.int,
                digits=cython.int, octet=cython.int, lead=cython.int, value=cython.ulonglong,
                minutes=dict, created_epochs=dict)
-cpdef bint finish(event) except -1
+cpdef bint finish(ApiCallSlots event) except -1

@@ -8,49 +8,52 @@ decoder, which alone names faults. It is a module of its own so that the
 compiled build (models/_native.py, wire.pxd) runs it: there the commonest
 shapes (a ``:SS.fffZ`` timestamp suffix, a dotted-quad IPv4 address, the
 simhash digits) are read character by character in C; anything else, and the
-pure-Python build, take the memo tables of :mod:`models.contract` (bound at
-its import). Both accept exactly what the reference decoder accepts, with the
+pure-Python build, take the memo tables of :mod:`models.contract` (imported
+from there: this module imports the contract, which imports it back only on
+first use, so that ApiCall exists when the compiled build checks its layout). Both accept exactly what the reference decoder accepts, with the
 same values (tests/models/test_contract.py, run in both builds).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from models.contract import (  # the memo tables and helpers of the reference decoder
+    _HEX16,
+    _NO_RAW,
+    _T_END,
+    _WHOLE_SECONDS,
+    _WIRE_ERRORS,
+    MAX_PAYLOAD_BYTES,
+    ApiCall,
+    _created_epoch_slow,
+    _decode_checked,
+    _decode_wire,
+    _epoch_by_string,
+    _ip_ok_slow,
+    _ip_validity,
+    _minute_epochs,
+    _suffix_seconds,
+    _suffix_seconds_slow,
+)
 
-__all__ = ["bind", "decode", "finish"]
+__all__ = ["decode", "finish", "check_apicall_layout"]
 
 # whether this module runs compiled (an extension module's file is not a .py file)
 _COMPILED = not __file__.endswith((".py", ".pyc"))
 
-_minute_epochs: dict = {}
-_WHOLE_SECONDS: dict = {}
-_suffix_seconds: dict = {}
-_ip_validity: dict = {}
-_epoch_by_string: dict = {}
-_suffix_seconds_slow: Any = None
-_ip_ok_slow: Any = None
-_created_epoch_slow: Any = None
-_HEX16: Any = None
-_NO_RAW: Any = None
-_T_END = 0
-_MAX_PAYLOAD_BYTES = 0
-_decode_wire: Any = None
-_WIRE_ERRORS: Any = ()
-_decode_checked: Any = None
+
+def check_apicall_layout(cls: type) -> None:
+    """Compiled build: raise ImportError unless ``cls`` lays its slots out as
+    models/_apicall.pxd says ApiCall does (this module and the engine read them there)."""
+    check_layout(cls)  # type: ignore[name-defined]  # noqa: F821 (cimported in wire.pxd)
 
 
-def bind(**names: Any) -> None:
-    """Take the memo tables and helpers of :mod:`models.contract` (called once there)."""
-    module = globals()
-    for name, value in names.items():
-        if name not in module or name.startswith("__") or name in ("bind", "decode", "finish"):
-            raise KeyError(name)
-        module[name] = value
+if _COMPILED:
+    check_apicall_layout(ApiCall)
 
 
 def decode(payload):
     """:func:`models.contract.decode_api_call` (see there), without its interpreted frame."""
-    if type(payload) is bytes and len(payload) <= _MAX_PAYLOAD_BYTES:
+    if type(payload) is bytes and len(payload) <= MAX_PAYLOAD_BYTES:
         try:
             event = _decode_wire(payload)
         except _WIRE_ERRORS:
@@ -62,7 +65,7 @@ def decode(payload):
     return _decode_checked(payload)
 
 
-def finish(event) -> bool:  # (typed in wire.pxd)
+def finish(event: ApiCall) -> bool:  # (typed in wire.pxd: the event's slots are read in C)
     """Check what msgspec could not on ``event`` and fill its derived fields; False
     when the payload must go to the reference decoder."""
     ts = event.ts
