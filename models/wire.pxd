@@ -10,5 +10,6 @@ cdef bint _COMPILED
                c=cython.Py_UCS4, s1=cython.int, s2=cython.int, f1=cython.int, f2=cython.int,
                f3=cython.int, sec=cython.int, quad=cython.bint, dots=cython.int,
                digits=cython.int, octet=cython.int, lead=cython.int, value=cython.ulonglong,
-               minutes=dict, created_epochs=dict)
+               minutes=dict, created_epochs=dict, minute=cython.double, rest=cython.double,
+               found=cython.bint, t=cython.double, t_end=cython.double)
 cpdef bint finish(ApiCallSlots event) except -1

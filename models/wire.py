@@ -70,13 +70,15 @@ def finish(event: ApiCall) -> bool:  # (typed in wire.pxd: the event's slots are
     when the payload must go to the reference decoder."""
     ts = event.ts
     minutes = _minute_epochs  # (a dict-typed local compiled: .get is a C call)
-    minute = minutes.get(ts[:16])
-    if minute is None:
+    known = minutes.get(ts[:16])
+    if known is None:
         return False
+    minute = known  # (a C double compiled: an int plus a float is the same sum in C)
     # ":SS.fffZ", the commonest shape: millisecond suffixes (60,000 of them) would
     # churn the suffix memo, so the whole seconds and the fraction are added as
     # _suffix_value does
-    rest = None
+    rest = 0.0
+    found = False
     if _COMPILED:  # character by character, in C
         if len(ts) == 24 and ts[16] == ":" and ts[19] == "." and (ts[23] == "Z" or ts[23] == "z"):
             s1 = ord(ts[17]) - 48
@@ -88,21 +90,30 @@ def finish(event: ApiCall) -> bool:  # (typed in wire.pxd: the event's slots are
                 sec = s1 * 10 + s2
                 if sec <= 60:
                     rest = sec + (f1 * 100 + f2 * 10 + f3) / 1000
+                    found = True
     elif len(ts) == 24 and ts[19] == "." and ts[23] in "Zz":  # with slices and a memo
         whole = _WHOLE_SECONDS.get(ts[16:19])
         fraction = ts[20:23]
         if whole is not None and fraction.isdigit() and fraction.isascii():
             rest = whole + int(fraction) / 1000
-    if rest is None:
+            found = True
+    if found:
+        t = minute + rest
+        t_end = _T_END
+        if not 0 <= t < t_end:
+            return False
+        event.t = t
+    else:
         suffix = ts[16:]
-        rest = _suffix_seconds.get(suffix)
-        if rest is None:
-            rest = _suffix_seconds_slow(suffix)  # a new second in a known minute
-            if rest is None:
+        seconds = _suffix_seconds.get(suffix)
+        if seconds is None:
+            seconds = _suffix_seconds_slow(suffix)  # a new second in a known minute
+            if seconds is None:
                 return False
-    t = minute + rest
-    if not 0 <= t < _T_END:
-        return False
+        t_any = known + seconds  # (an int for whole seconds, as the reference decoder gives)
+        if not 0 <= t_any < _T_END:
+            return False
+        event.t = t_any
     # a dotted quad as ipaddress.IPv4Address accepts it (ASCII digits, 0..255, no
     # leading zeros) is read in C in the compiled build; anything else, and the
     # pure build, go through the memo and the ipaddress module
@@ -138,8 +149,7 @@ def finish(event: ApiCall) -> bool:  # (typed in wire.pxd: the event's slots are
             ip_ok = _ip_ok_slow(ip)
         if not ip_ok:
             return False
-    # the derived fields are always written: a payload cannot set them
-    event.t = t
+    # the derived fields are always written (t above): a payload cannot set them
     created = event.account_created_at
     if created is None:
         event.account_created_t = None
