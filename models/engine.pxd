@@ -8,6 +8,10 @@ from models.account cimport AccountState
 from models.aggregate cimport GroupState
 from models.templates cimport TemplateIndex
 
+@cython.locals(first=ApiCallSlots, ev=ApiCallSlots, t=cython.double, n=cython.Py_ssize_t,
+               i=cython.Py_ssize_t, j=cython.Py_ssize_t)
+cpdef _sort_events(list events)
+
 cdef class Engine:
     cdef public object config, stats, _max_t
     cdef public double _watermark

@@ -81,6 +81,27 @@ _EVENT_T = attrgetter("t")
 _EVENT_ORDER = attrgetter("t", "event_id")
 
 
+def _sort_events(events: list[ApiCall]) -> None:
+    """Sort ``events`` in place by ``(t, event_id)``: by ``t`` alone (a float key, which
+    the sort compares fastest; the list is nearly sorted already, so this is about
+    linear), then each run of equal times by event id."""
+    events.sort(key=_EVENT_T)
+    n = len(events)
+    i = 0
+    while i < n - 1:
+        first = events[i]
+        t = first.t
+        j = i + 1
+        while j < n:
+            ev = events[j]
+            if ev.t != t:
+                break
+            j += 1
+        if j - i > 1:
+            events[i:j] = sorted(events[i:j], key=_EVENT_ORDER)
+        i = j
+
+
 def _shared(name: str) -> str:
     """One copy of a task or model name for all the mixes that count it (memory)."""
     return sys.intern(name) if type(name) is str else name
@@ -500,7 +521,7 @@ class Engine:
         buffer = self._buffer
         if buffer:
             if self._unsorted:
-                buffer.sort(key=_EVENT_ORDER)  # nearly sorted already: about linear
+                _sort_events(buffer)
                 self._unsorted = False
             cut = len(buffer) if watermark == math.inf else \
                 bisect_left(buffer, watermark, key=_EVENT_T)

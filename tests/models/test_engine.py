@@ -273,3 +273,22 @@ def test_idle_members_of_an_open_episode_are_evicted_but_stay_members():
     engine.process(event(n + 1, T0 + 60 * n + 600, account="u-late"))
     assert engine._accounts[gone[0]].cluster == episode.alert_id
     assert engine._accounts[gone[0]].tick_models is not None
+
+
+def test_released_events_are_ordered_by_time_then_event_id_whatever_the_arrival():
+    import random
+
+    from models.contract import ApiCall
+    from models.engine import _sort_events
+
+    rng = random.Random(11)
+    events = [ApiCall(v=1, event_id=f"e{rng.randrange(10_000):05d}-{n}", ts="-",
+                      t=float(rng.choice((5, 6, 7, 7.5))) if n % 3 else rng.randrange(5, 9),
+                      account_id="a", access_path="api", client_ip="10.0.0.1", model="m",
+                      features=(), input_tokens=1, output_tokens=1, status=200)
+              for n in range(400)]  # many equal times, ints among floats
+    expected = sorted(events, key=lambda e: (e.t, e.event_id))
+    for _ in range(5):
+        rng.shuffle(events)
+        _sort_events(events)
+        assert [e.event_id for e in events] == [e.event_id for e in expected]
