@@ -602,6 +602,10 @@ class Engine:
                 acc.in_sample = zlib.crc32(account_id.encode()) % learn_one_in == 0
                 if member_episode and account_id in member_episode:
                     self._join(account_id, member_episode[account_id])  # back after eviction
+            else:
+                # the tracked account's own id string: the sets and dicts below find it
+                # by identity (no character comparison), and keep no second copy of it
+                account_id = acc.account_id
             simhash = ev.simhash
             tid = None if simhash is None else templates.match(simhash, acc.owner, t, account_id)
             client_ip = ev.client_ip
