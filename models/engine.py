@@ -628,9 +628,9 @@ class Engine:
             if cot is not None:
                 acc.p_cot += cot
                 acc.p_cot_n += 1
-            # (a mix can only outgrow its bound when a key is added)
-            # (each mix is the shared NO_COUNTS, a pair or a dict of its own: `mix` is
-            # dict-typed compiled, so it only ever holds the account's own dict)
+            # (a mix can only outgrow its bound when a key is added; a mix is the shared
+            # NO_COUNTS, a pair or a dict of its own, and `mix`, dict-typed compiled,
+            # only ever holds the account's own dict)
             if task is not None:
                 pair = acc.tasks
                 if type(pair) is tuple:
