@@ -44,6 +44,13 @@ cdef class Engine:
                    first_line=cython.Py_ssize_t)
     cpdef process_lines(self, list lines, source_name, first_line=*)
 
+    # the worker's path: a batch of one source partition (typed: _accept is a C call)
+    @cython.locals(i=cython.Py_ssize_t)
+    cpdef process_batch(self, list events, partition, sources=*)
+
+    @cython.locals(partitions=set, idle=set, pmax=dict)
+    cpdef _advance_partition(self, partition, double t)
+
     # (a dict- or set-typed local calls .get/.add/in as C functions, not as methods)
     # (an ApiCallSlots-typed event reads its fields from their slots: models/_apicall.pxd)
     @cython.locals(t=cython.double, lateness=cython.double, buckets=dict, ids=set)

@@ -356,11 +356,10 @@ class Engine:
         events are applied, never which events are accepted or in what order).
         """
         out: list = []
-        accept = self._accept
         self._deferring = True
         try:
             for i, event in enumerate(events):
-                result = accept(event, None, sources[i] if sources else None, partition)
+                result = self._accept(event, None, sources[i] if sources else None, partition)
                 if result:
                     out.extend(result)
         finally:
@@ -398,9 +397,11 @@ class Engine:
     def _advance_partition(self, partition: Any, t: float) -> list | tuple:
         if t > self._max_t:  # type: ignore[operator]
             self._max_t = t
-        if partition not in self._partitions:
-            self._partitions.add(partition)
-        self._idle.discard(partition)
+        partitions = self._partitions
+        if partition not in partitions:
+            partitions.add(partition)
+        idle = self._idle
+        idle.discard(partition)
         pmax = self._partition_max
         if t <= pmax.get(partition, -math.inf):
             return _NOTHING
