@@ -12,6 +12,8 @@ import sys
 from array import array
 from typing import Any
 
+from models._state import field_values, restore_fields
+
 __all__ = ["AccountState", "MAX_TEMPLATES", "MAX_PROXIES", "NO_COUNTS", "RECENT_TIMES", "owner_of"]
 
 MAX_TEMPLATES = 8
@@ -135,7 +137,7 @@ class AccountState:
     def __reduce__(self) -> tuple:
         # the same pickle from the compiled and the pure-Python build (checkpoints move
         # between them): the field values in __slots__ order
-        return _restore_account, (tuple([getattr(self, name) for name in _FIELDS]),)
+        return _restore_account, (field_values(self, _FIELDS),)
 
     def observe(self, ev, template_id: int | None, proxy_key: str) -> None:
         """Count one API call (already decoded and in event-time order).
@@ -262,7 +264,4 @@ _FIELDS = AccountState.__slots__
 
 
 def _restore_account(values: tuple) -> AccountState:
-    acc = AccountState.__new__(AccountState)
-    for name, value in zip(_FIELDS, values, strict=True):
-        setattr(acc, name, value)
-    return acc
+    return restore_fields(AccountState, _FIELDS, values)

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from models._state import field_values, restore_fields
+
 __all__ = ["STATE_VERSION", "MAX_ACCOUNTS", "GroupState", "account_count", "initialize", "update",
            "result", "retain"]
 
@@ -61,7 +63,7 @@ class GroupState:
 
     def __reduce__(self) -> tuple:
         # the same pickle from the compiled and the pure-Python build
-        return _restore_group, (tuple([getattr(self, name) for name in _FIELDS]),)
+        return _restore_group, (field_values(self, _FIELDS),)
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -81,10 +83,7 @@ _FIELDS = GroupState.__slots__
 
 
 def _restore_group(values: tuple) -> GroupState:
-    group = GroupState.__new__(GroupState)
-    for name, value in zip(_FIELDS, values, strict=True):
-        setattr(group, name, value)
-    return group
+    return restore_fields(GroupState, _FIELDS, values)
 
 
 def initialize(t: float) -> GroupState:

@@ -44,6 +44,7 @@ from typing import Any
 from river import drift
 
 from models import aggregate
+from models._state import field_values, restore_fields
 from models.account import (
     MAX_PROXIES,
     MAX_TEMPLATES,
@@ -1378,7 +1379,7 @@ class Engine:
     def __reduce__(self) -> tuple:
         # the same pickle from the compiled build (a cdef class: engine.pxd) and the
         # pure-Python one: the state in _FIELDS order
-        return _restore_engine, (type(self), tuple([getattr(self, name) for name in _FIELDS]))
+        return _restore_engine, (type(self), field_values(self, _FIELDS))
 
     # ------------------------------------------------------------- queries
     def applied_events(self) -> int:
@@ -1431,8 +1432,6 @@ _FIELDS = (
 
 
 def _restore_engine(cls: type[Engine], values: tuple) -> Engine:
-    engine = cls.__new__(cls)
-    for name, value in zip(_FIELDS, values, strict=True):
-        setattr(engine, name, value)
+    engine = restore_fields(cls, _FIELDS, values)
     engine._egress_cache = engine._egress._cache  # the hot-path alias
     return engine

@@ -51,6 +51,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Container
 
+from models._state import field_values, restore_fields
+
 # whether this module runs compiled (models/_native.py): an extension module's file
 # is not a .py file
 _COMPILED = not __file__.endswith((".py", ".pyc"))
@@ -114,7 +116,7 @@ class _Template:  # (a typed extension type in the compiled build: templates.pxd
 
     def __reduce__(self) -> tuple:
         # the same pickle from the compiled and the pure-Python build
-        return _restore_template, (tuple([getattr(self, name) for name in _TEMPLATE_FIELDS]),)
+        return _restore_template, (field_values(self, _TEMPLATE_FIELDS),)
 
 
 class TemplateIndex:
@@ -390,8 +392,5 @@ def _restore_index(state: tuple) -> TemplateIndex:
 _TEMPLATE_FIELDS = _Template.__slots__
 
 
-def _restore_template(state: tuple) -> _Template:
-    tpl = _Template.__new__(_Template)
-    for name, value in zip(_TEMPLATE_FIELDS, state, strict=True):
-        setattr(tpl, name, value)
-    return tpl
+def _restore_template(values: tuple) -> _Template:
+    return restore_fields(_Template, _TEMPLATE_FIELDS, values)
