@@ -140,9 +140,9 @@ def replay_topic(settings: Settings, topic: str, start: str | None = None, end: 
                 limit = stop[tp]
                 records = [(m.offset, m.value) for m in messages if m.offset < limit]
                 summary.events += len(records)
-                offsets, compact, dead = validator.validate(tp.partition, records)
+                offsets, events, dead = validator.validate(tp.partition, records)
                 emit([("dead_letter", rec) for _, rec in dead])
-                emit(reducer.apply_events(tp.partition, offsets, compact, limit))
+                emit(reducer.apply_events(tp.partition, offsets, events, limit))
                 if consumer.position(tp) >= limit:
                     remaining.discard(tp)
                     consumer.pause(tp)

@@ -310,14 +310,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
             records = [(m.offset, m.value) for m in messages]
             received += len(records)
             next_offset = records[-1][0] + 1
-            offsets, compact, dead = state.validator.validate(p, records)
+            offsets, events, dead = state.validator.validate(p, records)
             dead_out.extend(("dead_letter", rec) for _, rec in dead)
             hw = highwater_if_assigned(consumer, tp)
             if offsets:  # a batch of bad records only: the idle check reports the end
                 # queued, not awaited one by one: the partitions' records go out in
                 # one produce request (one partition, so they keep their order)
                 sent.append(await _producer_send(
-                    app, handoff_name, None, Validator.batch_record(p, offsets, compact, hw)))
+                    app, handoff_name, None, Validator.batch_record(p, offsets, events, hw)))
             state.forwarded_next[p] = next_offset
             commit[tp] = next_offset
         await publish(dead_out)

@@ -8,21 +8,26 @@ import io
 import operator
 import os
 import pickle
+import re
 import subprocess
 import sys
 import zlib
 
+import msgspec
 import orjson
 import pytest
 
 from extraction_watch.simulator import simulate
 from models import engine as engine_module
+from models.contract import ApiCall, decode_api_call
 from models.engine import Engine
 from streams.handoff import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_LAYOUT,
     DISCARD_REASONS,
     REDUCER_FIELDS,
+    EventBatch,
+    HandoffCall,
     Reducer,
     Validator,
     checkpoint_format,
@@ -67,9 +72,9 @@ def _handoff_records(events, partitions=3, batch=250):
             if not chunk:
                 continue
             cursors[p] += len(chunk)
-            offsets, compact, bad = validator.validate(p, chunk)
+            offsets, calls, bad = validator.validate(p, chunk)
             dead.extend(bad)
-            records.append(Validator.batch_record(p, offsets, compact, len(lanes[p])))
+            records.append(Validator.batch_record(p, offsets, calls, len(lanes[p])))
     return records, dead
 
 
@@ -94,6 +99,75 @@ def test_stages_give_the_file_replay_alerts_and_skip_re_forwarded_records(sim):
     assert reducer.skipped > 0
     assert not [rec for kind, rec in out if kind == "dead_letter"]
     assert [rec for kind, rec in out if kind == "alert"] == _file_alerts(events, releases)
+
+
+def _stages_alerts(records, releases):
+    reducer = Reducer("calls")
+    for line in releases:
+        reducer.engine.add_release(line)
+    out = [o for offset, value in enumerate(records) for o in reducer.apply(value, offset)]
+    out.extend(reducer.engine.flush())
+    return [rec for kind, rec in out if kind == "alert"]
+
+
+def test_whole_second_timestamps_give_the_file_replay_alerts(sim):
+    """A whole-second timestamp decodes to an int epoch in the file replay and to a
+    float after the hand-off: the alerts are the same."""
+    events, releases = sim
+    whole = [re.sub(rb'("ts":"[^"]{19})\.\d{3}Z', rb"\1Z", line) for line in events]
+    assert sum(a != b for a, b in zip(whole, events, strict=True)) > len(events) // 2
+    alerts = _file_alerts(whole, releases)
+    assert alerts
+    assert _stages_alerts(_handoff_records(whole)[0], releases) == alerts
+
+
+def test_batches_written_by_an_older_release_are_still_applied(sim):
+    """Event batches in the JSON compact form an older release forwarded: an upgraded
+    worker that rebuilds its state from the hand-off topic reads them as before."""
+    events, releases = sim
+    records, _ = _handoff_records(events)
+
+    def older(value: bytes) -> bytes:
+        if value[:1] == b"{":
+            return value
+        batch = msgspec.msgpack.decode(value, type=EventBatch)
+        return orjson.dumps({"k": "ev", "p": batch.p, "o": batch.o, "hw": batch.hw,
+                             "e": [call.to_compact() for call in batch.e]})
+
+    old = [older(value) for value in records]
+    assert sum(value[:1] == b"{" for value in records) < len(records) // 2
+    assert all(value[:1] == b"{" for value in old)
+    mixed = old[:len(old) // 2] + records[len(records) // 2:]
+    assert _stages_alerts(mixed, releases) == _file_alerts(events, releases)
+
+
+def test_no_raw_text_reaches_the_hand_off_topic():
+    line = (b'{"v": 1, "event_id": "e", "ts": "2026-03-06T12:00:05Z", "account_id": "a",'
+            b' "access_path": "api", "client_ip": "10.0.0.1", "model": "m", "features": [],'
+            b' "input_tokens": 1, "output_tokens": 2, "status": 200, "prompt": "SECRET-P",'
+            b' "completion": "SECRET-C", "prompt_simhash": "00000000000000ff"}')
+    validator = Validator("calls")
+    offsets, calls, dead = validator.validate(0, [(7, line)])
+    assert offsets == [7] and not dead and validator.raw_text_dropped == 2
+    record = Validator.batch_record(0, offsets, calls, 8)
+    assert b"SECRET" not in record
+    reducer = Reducer("calls")
+    assert reducer.apply(record, 0) == []
+    engine = reducer.engine
+    assert engine.buffered_events() == 1 and engine.stats.raw_text_dropped == 2
+    # even an event that held text in a placeholder would not write it: they are cut off
+    event = decode_api_call(line)
+    leaky = msgspec.structs.replace(event, dropped_prompt=msgspec.Raw(b'"SECRET-P"'))
+    assert b"SECRET" not in Validator.batch_record(0, [0], [leaky], None)
+
+
+def test_a_hand_off_event_is_an_apicall_with_its_slots():
+    """The compiled engine reads an event's slots at ApiCall's offsets: the hand-off
+    subclass adds none and moves none (a subclass cannot move inherited slots)."""
+    assert issubclass(HandoffCall, ApiCall)
+    assert HandoffCall.__basicsize__ == ApiCall.__basicsize__
+    assert HandoffCall.__struct_fields__ == ApiCall.__struct_fields__
+    assert not set(HandoffCall.__struct_fields__) & set(vars(HandoffCall))
 
 
 def test_a_checkpoint_restored_mid_stream_gives_the_same_alerts(sim):
