@@ -3,7 +3,7 @@
 Prints, from one run on the same file:
   * decode-only rate: a loop that only reads lines and orjson-decodes them;
   * engine rate: the full engine (validation, aggregates, scoring, alerts);
-  * their ratio (target >= 0.15 for now): the loop and the engine alternate
+  * their ratio (target >= 0.25; the core issue asked 0.15): the loop and the engine alternate
     ``--repeats`` times (default 3) and the medians are reported, with every run;
   * peak RSS of the process;
   * memory per tracked account and per tracked egress network ("proxy") at
@@ -214,7 +214,7 @@ def main() -> int:
         "engine_events_per_s": round(median(r["engine_events_per_s"] for r in runs)),
         "ratio": round(median(r["ratio"] for r in runs), 4),
         "ratio_min": min(r["ratio"] for r in runs),
-        "target_ratio": 0.15,
+        "target_ratio": 0.25,
         "runs": runs,
         "alert_ids": alert_ids,
         "peak_rss_bytes": peak_rss,
@@ -226,7 +226,7 @@ def main() -> int:
     print(f"events                      {n_eng:,}")
     print(f"decode-only (read+orjson)   {result['decode_only_events_per_s']:,} events/s")
     print(f"engine (full detection)     {result['engine_events_per_s']:,} events/s")
-    print(f"ratio engine/decode-only    {result['ratio']:.3f}   (target >= 0.15; lowest of "
+    print(f"ratio engine/decode-only    {result['ratio']:.3f}   (target >= 0.25; lowest of "
           f"{len(runs)} runs {result['ratio_min']:.3f}; rates and ratio are medians)")
     print(f"peak RSS                    {mib(peak_rss)}")
     for row in rows:

@@ -83,13 +83,13 @@ def plot(res: dict[str, dict], out: Path) -> None:
     bars = []
     eng = res.get("engine_throughput")
     if eng:
-        bars.append(("engine /\ndecode-only", eng["ratio"], eng.get("target_ratio", 0.15)))
+        bars.append(("engine /\ndecode-only", eng["ratio"], eng.get("target_ratio", 0.25)))
     peer = res.get("peer_bytewax")
     if peer:
         bars.append(("engine /\nbytewax count", peer["ratio"], peer.get("target_ratio", 1.0)))
     wk = res.get("worker_throughput")
     if wk and wk.get("ratio"):
-        bars.append(("worker /\nbare consumer", wk["ratio"], None))
+        bars.append(("worker /\nbare consumer", wk["ratio"], wk.get("target_ratio", 0.4)))
     if bars:
         xs = range(len(bars))
         ax_ratio.bar(xs, [b[1] for b in bars], color="tab:blue", width=0.55)
