@@ -349,18 +349,28 @@ class Engine:
 
     # ----------------------------------------------------- partitioned input
     def process_batch(self, events: list[ApiCall], partition: Any,
-                      sources: list[dict] | None = None) -> list:
+                      sources: list[dict] | None = None, offsets: list[int] | None = None,
+                      topic: str | None = None) -> list:
         """Already decoded events of one source partition, in its order.
 
         Same result as :meth:`process_event` on each, but the watermark moves
         once, after the batch (its movement only decides *when* released
         events are applied, never which events are accepted or in what order).
+        A dead letter names its event's source: ``sources[i]``, or with
+        ``offsets`` the record ``offsets[i]`` of ``topic``'s ``partition``.
         """
         out: list = []
         self._deferring = True
         try:
             for i, event in enumerate(events):
-                result = self._accept(event, None, sources[i] if sources else None, partition)
+                source: dict | tuple | None
+                if sources:
+                    source = sources[i]
+                elif offsets is not None:  # (a tuple: the dict is built for a dead letter only)
+                    source = (topic, partition, offsets[i])
+                else:
+                    source = None
+                result = self._accept(event, None, source, partition)
                 if result:
                     out.extend(result)
         finally:
@@ -442,8 +452,11 @@ class Engine:
               payload: Any) -> tuple[str, dict]:
         counts = self.stats.dead_letters
         counts[reason] = counts.get(reason, 0) + 1
-        where = {"file": source[0], "line": source[1]} if isinstance(source, tuple) \
-            else source or {}  # (a tuple: file and line, from process_lines)
+        if isinstance(source, tuple):  # file and line (process_lines), or a topic's record
+            where = {"file": source[0], "line": source[1]} if len(source) == 2 else \
+                {"topic": source[0], "partition": source[1], "offset": source[2]}
+        else:
+            where = source or {}
         return ("dead_letter", dead_letter(reason, message, where, payload))
 
     def _accept(self, ev: ApiCall, payload: Any, source: dict | tuple | None,

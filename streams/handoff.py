@@ -252,16 +252,16 @@ class Reducer:
                      highwater: int | None) -> list:
         """Valid events of source partition ``p`` in offset order."""
         start = self.src_next.get(p, -1)
-        topic = self.events_topic
-        batch: list[ApiCall] = []
-        sources: list[dict] = []
-        for off, event in zip(offsets, events, strict=True):
-            if off < start:
-                self.skipped += 1  # re-forwarded after a stage-1 restart
-                continue
-            batch.append(event)
-            sources.append({"topic": topic, "partition": p, "offset": off})
-        out = self.engine.process_batch(batch, p, sources) if batch else []
+        if offsets and offsets[0] < start:  # re-forwarded after a stage-1 restart
+            kept = [i for i, off in enumerate(offsets) if off >= start]
+            self.skipped += len(offsets) - len(kept)
+            batch = [events[i] for i in kept]
+            batch_offsets = [offsets[i] for i in kept]
+        else:
+            batch = events if type(events) is list else list(events)
+            batch_offsets = offsets
+        out = self.engine.process_batch(batch, p, None, batch_offsets, self.events_topic) \
+            if batch else []
         if offsets:
             self.src_next[p] = max(start, offsets[-1] + 1)
         if highwater is not None and offsets and offsets[-1] + 1 >= highwater:

@@ -366,3 +366,19 @@ def test_both_builds_read_the_same_format():
     pure = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, check=True, cwd=os.getcwd()).stdout.strip()
     assert pure == CHECKPOINT_FORMAT
+
+
+def test_an_engine_dead_letter_names_its_source_record(sim):
+    """A duplicate found by the engine behind the hand-off names the events topic's
+    record it came from, as stage 1's own dead letters do."""
+    events, _ = sim
+    validator = Validator("calls")
+    lines = [line for line in events[:400] if validator.validate(0, [(0, line)])[0]][:50]
+    records = list(enumerate(lines)) + [(len(lines), lines[10]), (len(lines) + 1, lines[20])]
+    offsets, calls, dead = validator.validate(2, records)
+    assert not dead and len(offsets) == len(lines) + 2
+    reducer = Reducer("calls")
+    out = reducer.apply(Validator.batch_record(2, offsets, calls, None), 0)
+    assert [(kind, rec["reason"], rec["source"]) for kind, rec in out] == [
+        ("dead_letter", "duplicate", {"topic": "calls", "partition": 2, "offset": offset})
+        for offset in (len(lines), len(lines) + 1)]
