@@ -27,6 +27,7 @@ from extraction_watch.simulator import simulate
 from models.contract import parse_rfc3339
 from streams.config import Settings
 from streams.handoff import CHECKPOINT_FORMAT
+from tests.streams.test_worker_app import documented_metrics
 
 from .conftest import consume_all, create_topics
 
@@ -184,6 +185,11 @@ def test_one_partition_worker_matches_the_file_replay_byte_for_byte(
                        b'exw_tracked_entities{type="account"}', b"exw_checkpoint_bytes",
                        b"exw_detect_batch_seconds_count"):
             assert series in metrics, series
+        # every series the worker serves is explained in the runbook (docs/operations.md)
+        served = {re.sub(r"_(count|sum)$", "", line.split("{")[0].split(" ")[0])
+                  for line in metrics.decode().splitlines() if line.startswith("exw_")}
+        assert served - documented_metrics() == set()
+        assert len(served) >= 15
     finally:
         worker.stop()
     alerts = consume_all(kafka_bootstrap, f"{prefix}alerts-one")

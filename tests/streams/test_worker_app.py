@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 from streams.config import Settings
 from streams.worker import create_app
@@ -29,3 +31,18 @@ def test_faust_consumer_uses_the_configured_fetch_wait(tmp_path) -> None:
         return other.consumer._thread._create_worker_consumer(other.transport)
 
     assert asyncio.run(build_other())._fetch_max_wait_ms == 250
+
+
+RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+
+
+def documented_metrics() -> set[str]:
+    """The metric names in the first column of docs/operations.md's metrics table."""
+    return set(re.findall(r"^\| `(exw_[a-z_]+)` \|", RUNBOOK.read_text(), re.MULTILINE))
+
+
+def test_the_runbook_documents_only_metrics_the_worker_has() -> None:
+    names = documented_metrics()
+    assert len(names) >= 15
+    source = "\n".join(p.read_text() for p in (RUNBOOK.parents[1] / "streams").glob("*.py"))
+    assert {n for n in names if f'"{n}"' not in source} == set()
