@@ -6,6 +6,8 @@ import asyncio
 import re
 from pathlib import Path
 
+import pytest
+
 from streams.config import Settings
 from streams.worker import create_app
 
@@ -46,3 +48,50 @@ def test_the_runbook_documents_only_metrics_the_worker_has() -> None:
     assert len(names) >= 15
     source = "\n".join(p.read_text() for p in (RUNBOOK.parents[1] / "streams").glob("*.py"))
     assert {n for n in names if f'"{n}"' not in source} == set()
+
+
+def _records(n: int) -> list[bytes]:
+    from streams.handoff import Validator
+    line = ('{"v": 1, "event_id": "e%d", "ts": "2026-03-06T12:%02d:00Z", "account_id": "a",'
+            ' "access_path": "api", "client_ip": "10.0.0.1", "model": "m", "features": [],'
+            ' "input_tokens": 1, "output_tokens": 2, "status": 200}')
+    validator = Validator("calls")
+    out = []
+    for i in range(n):
+        offsets, calls, _ = validator.validate(0, [(i, (line % (i, i)).encode())])
+        out.append(Validator.batch_record(0, offsets, calls, None))
+    return out
+
+
+def test_a_checkpoint_snapshot_is_the_state_at_the_fork() -> None:
+    """The child pickles the state as it stood when it was forked, while this
+    process goes on applying records."""
+    from streams.handoff import Reducer
+    from streams.worker import snapshot_in_child
+
+    records = _records(20)
+    reducer = Reducer("calls")
+    for offset, value in enumerate(records[:10]):
+        reducer.apply(value, offset)
+    expected = reducer.snapshot()
+    pending = snapshot_in_child(reducer)
+    for offset, value in enumerate(records[10:], 10):  # the parent goes on meanwhile
+        reducer.apply(value, offset)
+    blob = asyncio.run(pending)
+    restored = Reducer.restore(blob)
+    assert restored.handoff_next == 10 and reducer.handoff_next == 20
+    assert restored.engine.stats.received == 10
+    assert blob == expected
+
+
+def test_a_failed_snapshot_child_raises_here(monkeypatch) -> None:
+    from streams.handoff import Reducer
+    from streams.worker import snapshot_in_child
+
+    def broken(self):  # runs in the child
+        raise RuntimeError("cannot pickle")
+
+    monkeypatch.setattr(Reducer, "snapshot", broken)
+    pending = snapshot_in_child(Reducer("calls"))
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        asyncio.run(pending)
