@@ -65,10 +65,10 @@ from models.contract import _NO_RAW, ApiCall, ContractError, dead_letter, format
 from models.engine import DETECTOR_VERSION, Engine, EngineConfig
 from models.wire import decode as decode_event  # decode_api_call without its interpreted frame
 
-__all__ = ["Validator", "Reducer", "HandoffCall", "EventBatch", "alert_headers", "dead_letter_headers", "split_blob",
-           "join_blob", "read_checkpoint", "checkpoint_format", "CheckpointError",
-           "LoadedCheckpoint", "CHECKPOINT_FORMAT", "CHECKPOINT_LAYOUT", "DISCARD_REASONS",
-           "REDUCER_FIELDS"]
+__all__ = ["Validator", "Reducer", "HandoffCall", "EventBatch", "alert_headers",
+           "dead_letter_headers", "split_blob", "join_blob", "read_checkpoint",
+           "checkpoint_format", "CheckpointError", "LoadedCheckpoint", "CHECKPOINT_FORMAT",
+           "CHECKPOINT_LAYOUT", "DISCARD_REASONS", "REDUCER_FIELDS"]
 
 # What a Reducer pickles (its __dict__; tests/streams/test_handoff.py keeps the
 # list in step with the class).
