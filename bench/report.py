@@ -218,7 +218,7 @@ def render(res: dict[str, dict]) -> str:
         m = r.get("machine", {})
         lines.append(f"| {name} | {r.get('date', '-')} | {m.get('cores', '-')} | "
                      f"{m.get('cpu', '-')} | {m.get('python', '-')} | "
-                     f"{m.get('models_build', 'pure-python (before compiled builds)')} | "
+                     f"{m.get('models_build', 'not recorded')} | "
                      f"{m.get('platform', '-')} | "
                      f"`{r.get('command', '-')}` |")
     lines += ["", "## Figures", "", "| benchmark | figure | value | size |", "|---|---|---|---|"]

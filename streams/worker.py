@@ -525,7 +525,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
         state.checkpoint_chunks = len(chunks)
         state.checkpoint_bytes = len(blob)
         state.checkpoint_seconds = time.monotonic() - started
-        state.last_checkpoint_wall = time.monotonic()
+        if snapshot is None:  # (a checkpoint beside the engine counts from its fork)
+            state.last_checkpoint_wall = time.monotonic()
 
     @app.agent(handoff, name="detect", concurrency=1)
     async def detect(stream):  # pragma: no cover - exercised against the real broker
@@ -546,7 +547,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     time.monotonic() - state.last_checkpoint_wall >= settings.checkpoint_interval_s:
                 # the state is forked here, after this record's outputs were published
                 # (a checkpoint never holds an output that was not), and written beside
-                # the engine, which goes on with the next records
+                # the engine, which goes on with the next records; the interval counts
+                # from the fork, so a restore re-reads at most an interval and one
+                # checkpoint's time of hand-off records
+                state.last_checkpoint_wall = time.monotonic()
                 snapshot = snapshot_in_child(reducer)
                 state.checkpoint_task = asyncio.ensure_future(checkpoint_beside(reducer, snapshot))
 

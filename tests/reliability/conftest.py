@@ -17,8 +17,8 @@ printed, and written as JSON to ``EXW_RELIABILITY_RESULTS`` when it is set
 
 from __future__ import annotations
 
+import datetime
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 import pytest
 
+from bench.common import machine as bench_machine
 from tests.integration.conftest import kafka_bootstrap  # noqa: F401 - the shared fixture
 
 _HERE = Path(__file__).resolve().parent
@@ -115,9 +116,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     FIGURES["session_wall_s"] = round(time.monotonic() - _STARTED, 1)
     FIGURES["reliability_tests_s"] = round(sum(_SPENT.values()), 1)
     FIGURES["test_seconds"] = {k: round(v, 1) for k, v in _SPENT.items()}
-    FIGURES["machine"] = {"cores": os.cpu_count(), "python": platform.python_version(),
-                          "implementation": sys.implementation.name,
-                          "platform": platform.platform()}
+    # the machine as every bench result records it (cores, CPU, load, build of models/)
+    FIGURES["machine"] = dict(bench_machine(), implementation=sys.implementation.name)
+    FIGURES["date"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    FIGURES["command"] = "pytest " + " ".join(sys.argv[1:])
     write = terminalreporter.write_line
     write("")
     write(f"reliability figures ({FIGURES.get('scale')} scale)")
