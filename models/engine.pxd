@@ -46,7 +46,7 @@ cdef class Engine:
 
     # the worker's path: a batch of one source partition (typed: _accept is a C call)
     @cython.locals(i=cython.Py_ssize_t)
-    cpdef process_batch(self, list events, partition, sources=*, list offsets=*, topic=*)
+    cpdef process_batch(self, list events, partition, list offsets=*, topic=*)
 
     @cython.locals(partitions=set, idle=set, pmax=dict)
     cpdef _advance_partition(self, partition, double t)

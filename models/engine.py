@@ -349,27 +349,21 @@ class Engine:
 
     # ----------------------------------------------------- partitioned input
     def process_batch(self, events: list[ApiCall], partition: Any,
-                      sources: list[dict] | None = None, offsets: list[int] | None = None,
-                      topic: str | None = None) -> list:
+                      offsets: list[int] | None = None, topic: str | None = None) -> list:
         """Already decoded events of one source partition, in its order.
 
         Same result as :meth:`process_event` on each, but the watermark moves
         once, after the batch (its movement only decides *when* released
         events are applied, never which events are accepted or in what order).
-        A dead letter names its event's source: ``sources[i]``, or with
-        ``offsets`` the record ``offsets[i]`` of ``topic``'s ``partition``.
+        With ``offsets``, a dead letter names its event's source: the record
+        ``offsets[i]`` of ``topic``'s ``partition``.
         """
         out: list = []
         self._deferring = True
         try:
             for i, event in enumerate(events):
-                source: dict | tuple | None
-                if sources:
-                    source = sources[i]
-                elif offsets is not None:  # (a tuple: the dict is built for a dead letter only)
-                    source = (topic, partition, offsets[i])
-                else:
-                    source = None
+                # (a tuple: the source's dict is built for a dead letter only)
+                source = (topic, partition, offsets[i]) if offsets is not None else None
                 result = self._accept(event, None, source, partition)
                 if result:
                     out.extend(result)

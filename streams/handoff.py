@@ -61,7 +61,7 @@ import river
 from models import account as _account
 from models import aggregate as _aggregate
 from models import engine as _engine
-from models.contract import _NO_RAW, ApiCall, ContractError, dead_letter, format_rfc3339
+from models.contract import ApiCall, ContractError, dead_letter, format_rfc3339
 from models.engine import DETECTOR_VERSION, Engine, EngineConfig
 from models.wire import decode as decode_event  # decode_api_call without its interpreted frame
 
@@ -123,9 +123,7 @@ class HandoffCall(ApiCall, array_like=True):
 
 
 # fields written per event: every field but the raw-text placeholders, which come last
-_RAW_PLACEHOLDERS = tuple(name for name, default in zip(
-    ApiCall.__struct_fields__[-len(ApiCall.__struct_defaults__):], ApiCall.__struct_defaults__,
-    strict=True) if default is _NO_RAW)
+_RAW_PLACEHOLDERS = tuple(f for f in ApiCall.__struct_fields__ if f.startswith("dropped_"))
 _HANDOFF_FIELDS = len(ApiCall.__struct_fields__) - len(_RAW_PLACEHOLDERS)
 if ApiCall.__struct_fields__[_HANDOFF_FIELDS:] != _RAW_PLACEHOLDERS:  # pragma: no cover
     raise ImportError("ApiCall's raw-text placeholders are no longer its last fields: "
@@ -260,7 +258,7 @@ class Reducer:
         else:
             batch = events if type(events) is list else list(events)
             batch_offsets = offsets
-        out = self.engine.process_batch(batch, p, None, batch_offsets, self.events_topic) \
+        out = self.engine.process_batch(batch, p, batch_offsets, self.events_topic) \
             if batch else []
         if offsets:
             self.src_next[p] = max(start, offsets[-1] + 1)
