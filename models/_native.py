@@ -43,6 +43,7 @@ COMPILED = (
     "wire",
     "alerts",
     "evidence",
+    "ranking",
 )
 DIGESTS = "_digests.json"
 

@@ -13,6 +13,7 @@ from array import array
 from typing import Any
 
 from models._state import field_values, restore_fields
+from models.ranking import by_value_desc_str
 
 __all__ = ["AccountState", "MAX_TEMPLATES", "MAX_PROXIES", "NO_COUNTS", "RECENT_TIMES", "owner_of"]
 
@@ -43,7 +44,7 @@ NO_COUNTS: dict = _EmptyCounts()
 
 def _prune(counts: dict, keep: int) -> None:
     # Keep the heaviest entries; ties broken by key so the result is deterministic.
-    top = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:keep]
+    top = sorted(counts.items(), key=by_value_desc_str)[:keep]
     counts.clear()
     counts.update(top)
 

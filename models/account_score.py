@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 
+from models.ranking import by_value_desc
+
 __all__ = ["AccountScorer", "TASK_VOCABULARY"]
 
 TASK_VOCABULARY = (
@@ -86,7 +88,7 @@ class AccountScorer:
         w = self._w
         parts = [(k, w[k] * v) for k, v in features.items() if k in w]
         parts.append(("cohort", w.get("cohort", 0.0) * cohort))
-        return sorted(parts, key=lambda kv: (-kv[1], kv[0]))
+        return sorted(parts, key=by_value_desc)
 
 
 # The per-scoring work, as module functions: the compiled build types them

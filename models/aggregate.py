@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from models._state import field_values, restore_fields
+from models.ranking import by_value_desc
 
 __all__ = ["STATE_VERSION", "MAX_ACCOUNTS", "GroupState", "account_count", "initialize", "update",
            "result", "retain"]
@@ -146,8 +147,8 @@ def result(state: GroupState | dict[str, Any]) -> dict[str, Any]:
         state = GroupState.from_dict(state)
     n = state.n
     tasks, models = state.tasks, state.models
-    top_task = min(tasks.items(), key=lambda kv: (-kv[1], kv[0]))[0] if tasks else None
-    top_model = min(models.items(), key=lambda kv: (-kv[1], kv[0]))[0] if models else None
+    top_task = min(tasks.items(), key=by_value_desc)[0] if tasks else None
+    top_model = min(models.items(), key=by_value_desc)[0] if models else None
     return {
         "requests": n,
         "accounts": account_count(state),

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 
+from models.ranking import ranked
+
 __all__ = ["AlertEpisode", "SEVERITY_RANK", "MAX_ACCOUNTS", "MAX_PAGES", "MAX_SAMPLES"]
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -73,13 +75,12 @@ class AlertEpisode:
 
     def accounts_for_update(self) -> list[str]:
         """Up to MAX_ACCOUNTS ids: accounts not yet announced first, then the strongest."""
-        fresh = [a for a in self.members if a not in self.announced]
-        fresh.sort(key=lambda a: (-self.members[a], a))
-        chosen = fresh[:MAX_ACCOUNTS]
+        strongest = ranked(self.members)
+        announced = self.announced
+        chosen = [a for a in strongest if a not in announced][:MAX_ACCOUNTS]
         if len(chosen) < MAX_ACCOUNTS:
             taken = set(chosen)
-            rest = sorted((a for a in self.members if a not in taken),
-                          key=lambda a: (-self.members[a], a))
+            rest = [a for a in strongest if a not in taken]
             chosen.extend(rest[: MAX_ACCOUNTS - len(chosen)])
         self.announced.update(chosen)
         return chosen

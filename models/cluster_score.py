@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+from models.ranking import by_value_desc
+
 __all__ = ["ClusterScorer", "js_divergence", "dispersion_balance", "co_activity"]
 
 
@@ -108,8 +110,13 @@ def co_activity(times_by_account: Iterable[Iterable[float]], bucket_s: float = 1
     if len(per_account) < 2 or total < 2 or hi <= lo:
         return 0.0
     span_buckets = max(1.0, (hi - lo) / bucket_s + 1.0)
-    expected = (total * total - sum(k * k for k in per_account)) / (2.0 * span_buckets)
-    observed = sum(len(s) * (len(s) - 1) / 2.0 for s in buckets.values())
+    squares = 0
+    for k in per_account:
+        squares += k * k
+    expected = (total * total - squares) / (2.0 * span_buckets)
+    observed = 0.0  # (summed in bucket order, as sum() over a generator adds them)
+    for s in buckets.values():
+        observed += len(s) * (len(s) - 1) / 2.0
     return observed / expected if expected > 0 else 0.0
 
 
@@ -178,4 +185,4 @@ class ClusterScorer:
         weights = {**self.coordination, **self.content}
         parts = [(k, weights[k] * min(1.0, max(0.0, v))) for k, v in features.items()
                  if k in weights and math.isfinite(v)]
-        return sorted(parts, key=lambda kv: (-kv[1], kv[0]))
+        return sorted(parts, key=by_value_desc)

@@ -71,7 +71,8 @@ cdef class Engine:
     @cython.locals(keys=list)
     cpdef list _link_keys(self, AccountState acc)
 
-    @cython.locals(m=AccountState, ttl=cython.double, live=list, members=list, gained=cython.bint)
+    @cython.locals(m=AccountState, ttl=cython.double, live=list, members=list, gained=cython.bint,
+                   suspects_on=dict, keys_by_id=dict, by_id=dict)
     cpdef _rebuild_clusters(self, double now, list out)
 
     @cython.locals(m=AccountState, dt=cython.double, tasks=dict, egress=dict, volumes=list,
@@ -80,3 +81,19 @@ cdef class Engine:
                    cot=cython.double, youth=cython.double, shared_payment=cython.Py_ssize_t,
                    shared=cython.Py_ssize_t)
     cpdef _cluster_features(self, list members, double now)
+
+    # cluster updates: once per cluster evaluation, a loop over its members
+    @cython.locals(m=AccountState, acc=AccountState, member_episode=dict, overlap=dict,
+                   scores=dict, accounts=dict, all_owners=set, inside=cython.Py_ssize_t,
+                   last_active_t=cython.double)
+    cpdef _update_episode(self, list members, set owners, dict features, double score,
+                          double now, list out)
+
+    @cython.locals(m=AccountState, acc=AccountState, usage=dict, member_ids=set,
+                   candidates=set, paid_together=set, payments_seen=set)
+    cpdef _expand(self, episode, list members, double now)
+
+    cpdef _emit(self, episode, double now, list out)
+
+    @cython.locals(acc=AccountState, samples=list)
+    cpdef list _samples(self, account_ids)

@@ -34,10 +34,8 @@ import math
 import sys
 import zlib
 from bisect import bisect_left
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -68,6 +66,7 @@ from models.egress import EgressKeyer
 from models.evidence import explain_cluster
 from models.linking import link_components
 from models.pivot import PivotDetector
+from models.ranking import ranked
 from models.templates import TemplateIndex
 from models.wire import decode as decode_event
 
@@ -911,7 +910,10 @@ class Engine:
         # A template or an egress network links suspects only when suspects are a good
         # part of its users: a popular public template or a NAT full of ordinary people
         # never glues its few odd users together.
-        suspects_on: Counter = Counter(chain.from_iterable(keys_by_id.values()))
+        suspects_on: dict = {}
+        for keys in keys_by_id.values():
+            for key in keys:
+                suspects_on[key] = suspects_on.get(key, 0) + 1
         crowded = {k for k, n in suspects_on.items()
                    if k[0] != "pay" and (n < cfg.link_suspect_share * self._users_of(k)
                                          or (k[0] == "egress" and n < cfg.egress_min_suspects))}
@@ -1044,7 +1046,7 @@ class Engine:
             for tid, count in m.templates.items():
                 usage[tid] = usage.get(tid, 0) + count
         campaign_templates = []
-        for tid, _ in sorted(usage.items(), key=lambda kv: (-kv[1], kv[0]))[:32]:
+        for tid in ranked(usage)[:32]:
             users = self._templates.accounts(tid)
             if len(users) >= cfg.template_min_owners and \
                     len(users & member_ids) >= cfg.campaign_template_share * len(users):
@@ -1067,7 +1069,10 @@ class Engine:
             if acc is None or now - acc.last_t > cfg.suspect_ttl_s or \
                     self._member_episode.get(account_id) not in (None, episode.alert_id):
                 continue
-            on_campaign = sum(acc.templates.get(t, 0) for t in campaign_templates)
+            on_campaign = 0
+            used = acc.templates
+            for tid in campaign_templates:
+                on_campaign += used.get(tid, 0)
             tied = account_id in paid_together or (
                 acc.n_hashed and on_campaign >= cfg.expand_template_share * acc.n_hashed)
             if tied and acc.score >= cfg.expand_min_score:
@@ -1078,13 +1083,24 @@ class Engine:
                         features: dict[str, float], score: float, now: float,
                         out: list) -> AlertEpisode | None:
         cfg = self.config
-        overlap = Counter(self._member_episode[m.account_id] for m in members
-                          if m.account_id in self._member_episode)
+        member_episode = self._member_episode
+        # episodes the members belong to, with how many (in member order, as a Counter)
+        overlap: dict[str, int] = {}
+        for m in members:
+            ep_id = member_episode.get(m.account_id)
+            if ep_id is not None:
+                overlap[ep_id] = overlap.get(ep_id, 0) + 1
         episode = None
         if overlap:
+            # the episode holding the most members, ties to the one opened first
             order = {ep_id: i for i, ep_id in enumerate(self._episodes)}
-            ep_id = min(overlap, key=lambda e: (-overlap[e], order.get(e, 0)))
-            episode = self._episodes.get(ep_id)
+            best = ""
+            best_key: tuple[int, int] | None = None
+            for ep_id, count in overlap.items():
+                key = (-count, order.get(ep_id, 0))
+                if best_key is None or key < best_key:
+                    best, best_key = ep_id, key
+            episode = self._episodes.get(best)
         # youth alone is not coordination: new honest accounts are common
         coordinated = max(features["balance"], features["shared_payment"],
                           features["synchrony"], features["egress_overlap"]) >= cfg.min_coordination
@@ -1096,12 +1112,14 @@ class Engine:
         if episode is None:
             if score < cfg.warning_score or not coordinated:
                 return None
-            first_seen = min(m.first_t for m in members)
+            first_seen = members[0].first_t
+            for m in members:
+                if m.first_t < first_seen:
+                    first_seen = m.first_t
             episode = AlertEpisode.open("cluster", members[0].account_id, first_seen, "cluster")
             self._episodes[episode.alert_id] = episode
         alert_id = episode.alert_id
         scores = episode.members
-        member_episode = self._member_episode
         last_active_t = episode.last_active_t
         for m in members:
             scores[m.account_id] = round(m.score, 4)
@@ -1118,7 +1136,10 @@ class Engine:
             if other_id == episode.alert_id or other_id not in self._episodes:
                 continue
             other = self._episodes[other_id]
-            inside = sum(1 for a in other.members if self._member_episode.get(a) == episode.alert_id)
+            inside = 0
+            for a in other.members:
+                if member_episode.get(a) == alert_id:
+                    inside += 1
             if inside * 2 >= len(other.members):
                 for a, s in other.members.items():
                     episode.members.setdefault(a, s)
@@ -1146,8 +1167,12 @@ class Engine:
         grown = len(episode.members) >= max(episode.emitted_total + 5, episode.emitted_total * 1.1)
         episode.score = score
         episode.eval_t = now
-        all_owners = {acc.owner for a in episode.members
-                      if (acc := self._accounts.get(a)) is not None}
+        accounts = self._accounts
+        all_owners = set()
+        for a in scores:
+            acc = accounts.get(a)
+            if acc is not None:
+                all_owners.add(acc.owner)
         all_owners.update(self._gone_owners.get(episode.alert_id, _EMPTY))
         self._cluster_view[episode.alert_id] = {"features": features, "owners": len(all_owners),
                                                 "members": members}
@@ -1333,8 +1358,7 @@ class Engine:
         until every member has been named once (up to ``MAX_PAGES`` records)."""
         view = self._cluster_view.get(episode.alert_id)
         evidence, summary = self._explain_cluster(episode, view)
-        strongest = sorted(episode.members, key=lambda a: (-episode.members[a], a))
-        samples = self._samples(strongest)
+        samples = self._samples(ranked(episode.members))
         for _ in range(MAX_PAGES):
             record = episode.record(
                 detected_at=format_rfc3339(now), first_seen=format_rfc3339(episode.first_seen),
@@ -1367,10 +1391,9 @@ class Engine:
                    f"(population {test.population_share:.0%})"
                    if test is not None else
                    f"Pivot of cluster {cluster.entity_id} to {model} resolved with its cluster")
-        strongest = sorted(pivot.members, key=lambda a: (-pivot.members[a], a))
         record = pivot.record(
             detected_at=format_rfc3339(now), first_seen=format_rfc3339(release_t),
-            summary=summary, evidence=evidence, samples=self._samples(strongest),
+            summary=summary, evidence=evidence, samples=self._samples(ranked(pivot.members)),
             version=self.config.detector_version)
         pivot.last_emit_t = now
         self._count_alert(record)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from models.alerts import AlertEpisode
+from models.ranking import by_value_desc_str, ranked, ranked_items
 from models.templates import TemplateIndex
 
 __all__ = ["explain_cluster", "BASELINED_SIGNALS"]
@@ -70,20 +71,25 @@ def _details(features: dict[str, float], members: list, templates: TemplateIndex
     for m in members:
         for key, count in m.templates.items():
             tpl_counts[key] = tpl_counts.get(key, 0) + count
-        for key, count in m.task_counts().items():
-            task_counts[key] = task_counts.get(key, 0) + count
-        proxy = m.top_proxy()
+        mix = m.tasks  # m.task_counts(), inlined: a (task, count) pair or a dict
+        if type(mix) is tuple:
+            key = mix[0]
+            task_counts[key] = task_counts.get(key, 0) + mix[1]
+        else:
+            for key, count in mix.items():
+                task_counts[key] = task_counts.get(key, 0) + count
+        proxy = m.main_proxy  # m.top_proxy()
         proxies[proxy] = proxies.get(proxy, 0) + 1
         if m.payment is not None and m.features.get("shared_payment", 0.0) > 0:
             payments.add(m.payment)
-    top_tpls = [t for t, _ in sorted(tpl_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
-    tpl_text = ", ".join(f"{templates.label(t)} ({templates.owners(t)} owners)"
-                         for t in top_tpls) or "none"
+    top_tpls = ranked(tpl_counts)[:3]
+    tpl_text = ", ".join([f"{templates.label(t)} ({templates.owners(t)} owners)"
+                          for t in top_tpls]) or "none"
     total_tasks = sum(task_counts.values()) or 1
-    top_tasks = ", ".join(f"{k} {v / total_tasks:.0%}" for k, v in
-                          sorted(task_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+    top_tasks = ", ".join([f"{k} {v / total_tasks:.0%}" for k, v in
+                           ranked_items(task_counts)[:3]])
     parts = []
-    for key, count in sorted(proxies.items(), key=lambda kv: (-kv[1], str(kv[0])))[:3]:
+    for key, count in sorted(proxies.items(), key=by_value_desc_str)[:3]:
         group = group_summary("proxy", key) if key is not None else None
         if group is None:
             parts.append(f"{key} ({count} accounts)")
