@@ -72,7 +72,7 @@ cdef class Engine:
     cpdef list _link_keys(self, AccountState acc)
 
     @cython.locals(m=AccountState, ttl=cython.double, live=list, members=list, gained=cython.bint,
-                   suspects_on=dict, keys_by_id=dict, by_id=dict)
+                   suspects_on=dict, keys_by_id=dict, by_id=dict, owners=set)
     cpdef _rebuild_clusters(self, double now, list out)
 
     @cython.locals(m=AccountState, dt=cython.double, tasks=dict, egress=dict, volumes=list,

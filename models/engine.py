@@ -902,11 +902,18 @@ class Engine:
     def _rebuild_clusters(self, now: float, out: list) -> None:
         cfg = self.config
         ttl = cfg.suspect_ttl_s
-        live = [a for a in self._suspects.values() if now - a.last_t <= ttl]
-        live.sort(key=_BY_ID)
+        live = []
+        for m in self._suspects.values():
+            if now - m.last_t <= ttl:
+                live.append(m)
         if not live:
             return
-        keys_by_id = {a.account_id: self._link_keys(a) for a in live}
+        live.sort(key=_BY_ID)
+        keys_by_id = {}
+        by_id = {}
+        for m in live:
+            keys_by_id[m.account_id] = self._link_keys(m)
+            by_id[m.account_id] = m
         # A template or an egress network links suspects only when suspects are a good
         # part of its users: a popular public template or a NAT full of ordinary people
         # never glues its few odd users together.
@@ -917,7 +924,6 @@ class Engine:
         crowded = {k for k, n in suspects_on.items()
                    if k[0] != "pay" and (n < cfg.link_suspect_share * self._users_of(k)
                                          or (k[0] == "egress" and n < cfg.egress_min_suspects))}
-        by_id = {a.account_id: a for a in live}
         for account_id, keys in keys_by_id.items():
             kept = keys if crowded.isdisjoint(keys) else [k for k in keys if k not in crowded]
             # an egress network only joins accounts already tied by a payment method or a
@@ -930,7 +936,9 @@ class Engine:
             keys_by_id[account_id] = kept
         for component in link_components(list(by_id), keys_by_id.__getitem__):
             members = [by_id[a] for a in component]
-            owners = {m.owner for m in members}
+            owners = set()
+            for m in members:
+                owners.add(m.owner)
             if len(owners) < cfg.cluster_min_owners:
                 continue
             # an alerted cluster that gained nobody is re-evaluated at the update cadence

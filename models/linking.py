@@ -20,39 +20,49 @@ from typing import Any
 __all__ = ["link_components"]
 
 
+def _find(parent: list[int], x: int) -> int:  # (typed in linking.pxd)
+    """Root of ``x``'s set, halving the path on the way."""
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+def _first_text(group: list) -> str:
+    return str(group[0])
+
+
 def link_components(
     members: Iterable[Any], keys_of: Callable[[Any], Iterable[Hashable]]
 ) -> list[list]:
     """Connected components of ``members`` joined by shared keys.
 
-    Deterministic: components are sorted lists, ordered by their first member.
+    Deterministic: components are sorted lists (by ``str``), ordered by their
+    first member, whatever the order of ``members`` (which roots the union
+    takes never shows in the result).
     """
-    parent: dict = {}
-
-    def find(x):
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:  # path compression
-            parent[x], x = root, parent[x]
-        return root
-
-    owner_of_key: dict = {}
     ordered = list(members)
-    for m in ordered:
-        parent[m] = m
-    for m in ordered:
-        for key in keys_of(m):
-            other = owner_of_key.setdefault(key, m)
-            if other != m:
-                ra, rb = find(m), find(other)
+    n = len(ordered)
+    parent = list(range(n))  # union-find over positions in `ordered`
+    owner_of_key: dict = {}
+    for i in range(n):
+        for key in keys_of(ordered[i]):
+            j = owner_of_key.setdefault(key, i)
+            if j != i:
+                ra = _find(parent, i)
+                rb = _find(parent, j)
                 if ra != rb:
-                    if str(rb) < str(ra):
+                    if rb < ra:
                         ra, rb = rb, ra
                     parent[rb] = ra
     groups: dict = {}
-    for m in ordered:
-        groups.setdefault(find(m), []).append(m)
+    for i in range(n):
+        root = _find(parent, i)
+        group = groups.get(root)
+        if group is None:
+            groups[root] = [ordered[i]]
+        else:
+            group.append(ordered[i])
     components = [sorted(g, key=str) for g in groups.values()]
-    components.sort(key=lambda g: str(g[0]))
+    components.sort(key=_first_text)
     return components

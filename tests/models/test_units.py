@@ -150,6 +150,41 @@ def test_linking_is_order_independent():
     assert forward == backward == [["a", "b", "c", "d"], ["e"]]
 
 
+def _components_by_search(keys: dict) -> list[list]:
+    """Connected components by plain graph search (the reference for link_components)."""
+    by_key: dict = {}
+    for m, ks in keys.items():
+        for k in ks:
+            by_key.setdefault(k, []).append(m)
+    seen: set = set()
+    components = []
+    for start in keys:
+        if start in seen:
+            continue
+        seen.add(start)
+        todo, group = [start], []
+        while todo:
+            m = todo.pop()
+            group.append(m)
+            for k in keys[m]:
+                for other in by_key[k]:
+                    if other not in seen:
+                        seen.add(other)
+                        todo.append(other)
+        components.append(sorted(group, key=str))
+    return sorted(components, key=lambda g: str(g[0]))
+
+
+def test_linking_matches_graph_search_on_random_graphs():
+    rng = random.Random(5)
+    for n in (0, 1, 5, 40, 300):
+        keys = {f"acct_{i:04d}": [f"k{rng.randrange(max(1, n // 2))}"
+                                  for _ in range(rng.randrange(3))] for i in range(n)}
+        expected = _components_by_search(keys)
+        for order in (sorted(keys), sorted(keys, reverse=True), rng.sample(list(keys), n)):
+            assert link_components(order, keys.__getitem__) == expected
+
+
 def test_pivot_ignores_population_wide_adoption():
     det = PivotDetector(min_events=10)
     fired = [det.update(new=int(40 * s), total=40, population_new=int(1000 * s),
