@@ -12,6 +12,8 @@ from models.templates cimport TemplateIndex
                i=cython.Py_ssize_t, j=cython.Py_ssize_t)
 cpdef _sort_events(list events)
 
+cpdef Py_ssize_t _group_size(dict groups, key) except -1
+
 cdef class Engine:
     cdef public object config, stats, _max_t
     cdef public double _watermark
@@ -97,3 +99,7 @@ cdef class Engine:
 
     @cython.locals(acc=AccountState, samples=list)
     cpdef list _samples(self, account_ids)
+
+    @cython.locals(acc=AccountState, accounts=dict, movers=dict)
+    cpdef _check_pivots(self, double now, tuple release, dict cluster_models, dict population,
+                        list out)

@@ -1054,7 +1054,7 @@ class Engine:
             for tid, count in m.templates.items():
                 usage[tid] = usage.get(tid, 0) + count
         campaign_templates = []
-        for tid in ranked(usage)[:32]:
+        for tid in ranked(usage, 32):
             users = self._templates.accounts(tid)
             if len(users) >= cfg.template_min_owners and \
                     len(users & member_ids) >= cfg.campaign_template_share * len(users):
@@ -1226,6 +1226,7 @@ class Engine:
         model, release_t = release
         pop_new = population.get(model, 0)
         pop_total = sum(population.values())
+        accounts = self._accounts
         for ep_id, episode in list(self._episodes.items()):
             if episode.kind != "cluster" or episode.first_seen >= release_t:
                 continue
@@ -1242,8 +1243,11 @@ class Engine:
             pivot = self._pivot_episodes.get(key)
             if not pivoting and pivot is None:
                 continue
-            movers = {a: s for a, s in episode.members.items()
-                      if (acc := self._accounts.get(a)) is not None and acc.pivot_n > 0}
+            movers = {}
+            for a, member_score in episode.members.items():
+                acc = accounts.get(a)
+                if acc is not None and acc.pivot_n > 0:
+                    movers[a] = member_score
             if pivot is None:
                 pivot = AlertEpisode.open("pivot", ep_id, release_t, "cluster", scope=model)
                 pivot.entity_id = episode.entity_id

@@ -10,6 +10,7 @@ allowed, rank through these.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,9 +32,12 @@ def ranked_items(values: Mapping) -> list:
     return sorted(values.items(), key=by_value_desc)
 
 
-def ranked(values: Mapping) -> list:
-    """``values``' keys, largest value first, ties by key."""
+def ranked(values: Mapping, limit: int | None = None) -> list:
+    """``values``' keys, largest value first, ties by key (the first ``limit`` of them)."""
     # (negated pairs sort without a key function call per item; keys are unique)
     pairs = [(-value, key) for key, value in values.items()]
-    pairs.sort()
+    if limit is not None and limit < len(pairs):
+        pairs = heapq.nsmallest(limit, pairs)  # (== sorted(pairs)[:limit])
+    else:
+        pairs.sort()
     return [key for _, key in pairs]

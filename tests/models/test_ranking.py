@@ -41,3 +41,11 @@ def test_keys_for_sorted_and_min() -> None:
     # None among strings (an account with no egress network yet) sorts as "None"
     mixed = {None: 2, "net-a": 2, "net-b": 5}
     assert sorted(mixed.items(), key=by_value_desc_str) == [("net-b", 5), (None, 2), ("net-a", 2)]
+
+
+def test_ranked_limit_is_the_head_of_the_full_ranking() -> None:
+    rng = random.Random(13)
+    for n in (0, 1, 31, 32, 33, 500):
+        mix = {rng.randrange(10 * n + 1): rng.randrange(5) for _ in range(n)}
+        for limit in (0, 1, 32, n, n + 5):
+            assert ranked(mix, limit) == ranked(mix)[:limit]
