@@ -93,7 +93,10 @@ def initialize(t: float) -> GroupState:
 
 def update(state: GroupState, account_id: str, t: float, task: str | None, model: str,
            cot: float | None, templated: bool) -> None:
-    """Count one API call (positional arguments: this runs for every event)."""
+    """Count one API call.
+
+    The reference: the engine counts with its own C copy, ``engine._count_call``
+    (tests/models/test_engine.py holds the two to the same state)."""
     state.n += 1
     state.last_t = t
     accounts = state.accounts

@@ -14,6 +14,12 @@ cpdef _sort_events(list events)
 
 cpdef Py_ssize_t _group_size(dict groups, key) except -1
 
+cdef Py_ssize_t _GROUP_ACCOUNTS
+
+# an egress network's or payment method's aggregate, counted per event (a C call)
+@cython.locals(members=object, member_set=set, mix=dict)
+cpdef _count_call(GroupState group, account_id, double t, task, model, cot, bint templated)
+
 cdef class Engine:
     cdef public object config, stats, _max_t
     cdef public double _watermark
@@ -61,8 +67,7 @@ cdef class Engine:
     @cython.locals(ev=ApiCallSlots, acc=AccountState, group=GroupState, templates=TemplateIndex, t=cython.double,
                    lg=cython.double, accounts=dict, member_episode=dict, egress_cache=dict,
                    proxy_stats=dict, payment_stats=dict, unscored=dict, models=dict,
-                   models_first_seen=dict, pop_tasks=dict, tick_active=list, mix=dict,
-                   member_set=set)
+                   models_first_seen=dict, pop_tasks=dict, tick_active=list, mix=dict)
     cpdef _apply(self, events)
 
     @cython.locals(acc=AccountState, interval=cython.double, due=list, cluster_models=dict)

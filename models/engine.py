@@ -149,6 +149,48 @@ def _group_members(groups: dict, key: str) -> tuple[str, ...] | set[str]:
     return (members,) if type(members) is str else members
 
 
+_GROUP_ACCOUNTS = aggregate.MAX_ACCOUNTS
+
+
+def _count_call(group: aggregate.GroupState, account_id: str, t: float, task: str | None,
+                model: str, cot: float | None, templated: bool) -> None:
+    """Count one call in an egress network's or a payment method's aggregate.
+
+    :func:`models.aggregate.update`, as a C function of the compiled engine (a
+    call there is a C call; keep in step: tests/models/test_engine.py checks
+    both give the same state), with the task and model names shared.
+    """
+    group.n += 1
+    group.last_t = t
+    members = group.accounts
+    if type(members) is set:
+        if len(members) < _GROUP_ACCOUNTS:
+            member_set = members
+            member_set.add(account_id)
+    elif members is None:
+        group.accounts = account_id  # most groups only ever see one account
+    elif members != account_id:
+        group.accounts = {members, account_id}  # type: ignore[arg-type]
+    if templated:
+        group.templated += 1
+    if cot is not None:
+        group.cot_sum += cot
+        group.cot_n += 1
+    if task is not None:
+        mix = group.tasks
+        count = mix.get(task)
+        if count is not None:
+            mix[task] = count + 1
+        elif len(mix) < 16:
+            mix[_shared(task)] = 1
+    mix = group.models
+    count = mix.get(model)
+    if count is not None:
+        mix[model] = count + 1
+    elif len(mix) < 16:
+        mix[_shared(model)] = 1
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Hyperparameters of the engine (event-time seconds unless named otherwise)."""
@@ -589,7 +631,6 @@ class Engine:
         egress_key = self._egress.key
         proxy_stats = self._proxy_stats
         payment_stats = self._payment_stats
-        update = aggregate.update
         tick_index = self._tick_index
         tick_active = self._tick_active
         unscored = self._unscored
@@ -598,7 +639,6 @@ class Engine:
         pop_tasks = self._pop_tasks
         learn_one_in = self.config.cohort_learn_one_in
         log1p = math.log1p
-        max_accounts = aggregate.MAX_ACCOUNTS
         max_templates = 2 * MAX_TEMPLATES
         max_proxies = 2 * MAX_PROXIES
         for ev in events:
@@ -698,39 +738,11 @@ class Engine:
             if len(recent) > RECENT_TIMES:
                 del recent[0]
 
-            # its egress network: aggregate.update(group, ...), inlined (keep in step)
+            # its egress network
             group = proxy_stats.get(proxy)
             if group is None:
                 group = proxy_stats[proxy] = aggregate.initialize(t)
-            group.n += 1
-            group.last_t = t
-            members = group.accounts  # see aggregate.update
-            if type(members) is set:
-                if len(members) < max_accounts:
-                    member_set = members
-                    member_set.add(account_id)
-            elif members is None:
-                group.accounts = account_id
-            elif members != account_id:
-                group.accounts = {members, account_id}  # type: ignore[arg-type]
-            if templated:
-                group.templated += 1
-            if cot is not None:
-                group.cot_sum += cot
-                group.cot_n += 1
-            if task is not None:
-                mix = group.tasks
-                count = mix.get(task)
-                if count is not None:
-                    mix[task] = count + 1
-                elif len(mix) < 16:
-                    mix[_shared(task)] = 1
-            mix = group.models
-            count = mix.get(model)
-            if count is not None:
-                mix[model] = count + 1
-            elif len(mix) < 16:
-                mix[_shared(model)] = 1
+            _count_call(group, account_id, t, task, model, cot, templated)
 
             pf = ev.payment_fingerprint
             if pf is not None:
@@ -738,7 +750,7 @@ class Engine:
                     self._new_payment(acc, pf, t)
                 group = payment_stats.get(pf)
                 if group is not None:
-                    update(group, account_id, t, task, model, cot, templated)
+                    _count_call(group, account_id, t, task, model, cot, templated)
             if acc.tick != tick_index:
                 acc.tick = tick_index
                 tick_active.append(acc)

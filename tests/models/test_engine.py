@@ -155,6 +155,29 @@ def test_inlined_per_event_accounting_matches_account_observe_and_aggregate_upda
     assert engine._proxy_stats == groups
 
 
+def test_engine_group_counting_matches_aggregate_update():
+    """The engine counts egress networks and payment methods with its own C copy of
+    aggregate.update (_count_call): the same state for any sequence of calls."""
+    import random
+
+    from models import aggregate
+    from models.engine import _count_call
+
+    rng = random.Random(3)
+    accounts = [f"acct_{i}" for i in range(aggregate.MAX_ACCOUNTS + 40)]
+    tasks = [None, *(f"task_{i}" for i in range(24))]
+    models = [f"model_{i}" for i in range(24)]
+    for size in (1, 2, 3, 50, 3000):
+        ours, ref = aggregate.initialize(0.0), aggregate.initialize(0.0)
+        members = rng.sample(accounts, min(size, len(accounts)))
+        for i in range(size * 3):
+            call = (rng.choice(members), float(i), rng.choice(tasks), rng.choice(models),
+                    rng.choice([None, 0.0, 0.5, 1.0]), rng.random() < 0.4)
+            _count_call(ours, *call)
+            aggregate.update(ref, *call)
+        assert ours == ref, size
+
+
 def test_duplicates_are_judged_by_event_time_not_by_arrival():
     """A repeat within the horizon is a duplicate even when a partition far ahead
     has moved stream time on by hours in between (a backlog being caught up)."""
