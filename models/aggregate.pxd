@@ -11,3 +11,9 @@ cdef class GroupState:
     cdef public double first_t, last_t
     cdef public object accounts
     cdef public dict tasks, models
+
+# counted per event by the engine (a C call there: engine.pxd cimports it)
+@cython.locals(member_set=set)
+cpdef update(GroupState state, account_id, double t, task, model, cot, bint templated)
+
+cdef _bump(dict mix, name)

@@ -22,6 +22,7 @@ account that ever used it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -93,16 +94,15 @@ def initialize(t: float) -> GroupState:
 
 def update(state: GroupState, account_id: str, t: float, task: str | None, model: str,
            cot: float | None, templated: bool) -> None:
-    """Count one API call.
-
-    The reference: the engine counts with its own C copy, ``engine._count_call``
-    (tests/models/test_engine.py holds the two to the same state)."""
+    """Count one API call (positional arguments: this runs for every event; the
+    compiled engine calls it as a C function, aggregate.pxd)."""
     state.n += 1
     state.last_t = t
     accounts = state.accounts
     if type(accounts) is set:
         if len(accounts) < MAX_ACCOUNTS:
-            accounts.add(account_id)
+            member_set = accounts
+            member_set.add(account_id)
     elif accounts is None:
         state.accounts = account_id  # most groups only ever see one account
     elif accounts != account_id:
@@ -113,12 +113,17 @@ def update(state: GroupState, account_id: str, t: float, task: str | None, model
         state.cot_sum += cot
         state.cot_n += 1
     if task is not None:
-        tasks = state.tasks
-        if task in tasks or len(tasks) < 16:
-            tasks[task] = tasks.get(task, 0) + 1
-    models = state.models
-    if model in models or len(models) < 16:
-        models[model] = models.get(model, 0) + 1
+        _bump(state.tasks, task)
+    _bump(state.models, model)
+
+
+def _bump(mix: dict, name: str) -> None:
+    """Count ``name`` in a mix of at most 16 names (one shared copy of each name)."""
+    count = mix.get(name)
+    if count is not None:
+        mix[name] = count + 1
+    elif len(mix) < 16:
+        mix[sys.intern(name)] = 1
 
 
 def account_count(state: GroupState) -> int:

@@ -5,7 +5,7 @@ cimport cython
 
 from models._apicall cimport ApiCall as ApiCallSlots
 from models.account cimport AccountState
-from models.aggregate cimport GroupState
+from models.aggregate cimport GroupState, update as update_group
 from models.templates cimport TemplateIndex
 
 @cython.locals(first=ApiCallSlots, ev=ApiCallSlots, t=cython.double, n=cython.Py_ssize_t,
@@ -14,11 +14,6 @@ cpdef _sort_events(list events)
 
 cpdef Py_ssize_t _group_size(dict groups, key) except -1
 
-cdef Py_ssize_t _GROUP_ACCOUNTS
-
-# an egress network's or payment method's aggregate, counted per event (a C call)
-@cython.locals(members=object, member_set=set, mix=dict)
-cpdef _count_call(GroupState group, account_id, double t, task, model, cot, bint templated)
 
 cdef class Engine:
     cdef public object config, stats, _max_t

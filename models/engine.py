@@ -52,6 +52,7 @@ from models.account import (
     _prune,
 )
 from models.account_score import AccountScorer
+from models.aggregate import update as update_group
 from models.alerts import MAX_PAGES, SEVERITY_RANK, AlertEpisode
 from models.cluster_score import ClusterScorer, co_activity, dispersion_balance, js_divergence
 from models.cohort import CohortScorer
@@ -147,48 +148,6 @@ def _group_members(groups: dict, key: str) -> tuple[str, ...] | set[str]:
     if members is None:
         return ()
     return (members,) if type(members) is str else members
-
-
-_GROUP_ACCOUNTS = aggregate.MAX_ACCOUNTS
-
-
-def _count_call(group: aggregate.GroupState, account_id: str, t: float, task: str | None,
-                model: str, cot: float | None, templated: bool) -> None:
-    """Count one call in an egress network's or a payment method's aggregate.
-
-    :func:`models.aggregate.update`, as a C function of the compiled engine (a
-    call there is a C call; keep in step: tests/models/test_engine.py checks
-    both give the same state), with the task and model names shared.
-    """
-    group.n += 1
-    group.last_t = t
-    members = group.accounts
-    if type(members) is set:
-        if len(members) < _GROUP_ACCOUNTS:
-            member_set = members
-            member_set.add(account_id)
-    elif members is None:
-        group.accounts = account_id  # most groups only ever see one account
-    elif members != account_id:
-        group.accounts = {members, account_id}  # type: ignore[arg-type]
-    if templated:
-        group.templated += 1
-    if cot is not None:
-        group.cot_sum += cot
-        group.cot_n += 1
-    if task is not None:
-        mix = group.tasks
-        count = mix.get(task)
-        if count is not None:
-            mix[task] = count + 1
-        elif len(mix) < 16:
-            mix[_shared(task)] = 1
-    mix = group.models
-    count = mix.get(model)
-    if count is not None:
-        mix[model] = count + 1
-    elif len(mix) < 16:
-        mix[_shared(model)] = 1
 
 
 @dataclass(frozen=True)
@@ -742,7 +701,7 @@ class Engine:
             group = proxy_stats.get(proxy)
             if group is None:
                 group = proxy_stats[proxy] = aggregate.initialize(t)
-            _count_call(group, account_id, t, task, model, cot, templated)
+            update_group(group, account_id, t, task, model, cot, templated)
 
             pf = ev.payment_fingerprint
             if pf is not None:
@@ -750,7 +709,7 @@ class Engine:
                     self._new_payment(acc, pf, t)
                 group = payment_stats.get(pf)
                 if group is not None:
-                    _count_call(group, account_id, t, task, model, cot, templated)
+                    update_group(group, account_id, t, task, model, cot, templated)
             if acc.tick != tick_index:
                 acc.tick = tick_index
                 tick_active.append(acc)

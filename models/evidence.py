@@ -71,13 +71,8 @@ def _details(features: dict[str, float], members: list, templates: TemplateIndex
     for m in members:
         for key, count in m.templates.items():
             tpl_counts[key] = tpl_counts.get(key, 0) + count
-        mix = m.tasks  # m.task_counts(), inlined: a (task, count) pair or a dict
-        if type(mix) is tuple:
-            key = mix[0]
-            task_counts[key] = task_counts.get(key, 0) + mix[1]
-        else:
-            for key, count in mix.items():
-                task_counts[key] = task_counts.get(key, 0) + count
+        for key, count in m.task_counts().items():
+            task_counts[key] = task_counts.get(key, 0) + count
         proxy = m.main_proxy  # m.top_proxy()
         proxies[proxy] = proxies.get(proxy, 0) + 1
         if m.payment is not None and m.features.get("shared_payment", 0.0) > 0:

@@ -155,27 +155,40 @@ def test_inlined_per_event_accounting_matches_account_observe_and_aggregate_upda
     assert engine._proxy_stats == groups
 
 
-def test_engine_group_counting_matches_aggregate_update():
-    """The engine counts egress networks and payment methods with its own C copy of
-    aggregate.update (_count_call): the same state for any sequence of calls."""
+def test_group_counting_keeps_its_caps_and_counts_every_call():
+    """aggregate.update (the engine counts egress networks and payment methods with it,
+    as a C call in the compiled build) against a plain count of the same calls."""
     import random
 
     from models import aggregate
-    from models.engine import _count_call
 
     rng = random.Random(3)
     accounts = [f"acct_{i}" for i in range(aggregate.MAX_ACCOUNTS + 40)]
     tasks = [None, *(f"task_{i}" for i in range(24))]
     models = [f"model_{i}" for i in range(24)]
-    for size in (1, 2, 3, 50, 3000):
-        ours, ref = aggregate.initialize(0.0), aggregate.initialize(0.0)
-        members = rng.sample(accounts, min(size, len(accounts)))
-        for i in range(size * 3):
-            call = (rng.choice(members), float(i), rng.choice(tasks), rng.choice(models),
-                    rng.choice([None, 0.0, 0.5, 1.0]), rng.random() < 0.4)
-            _count_call(ours, *call)
-            aggregate.update(ref, *call)
-        assert ours == ref, size
+    for size in (1, 2, 3, 50, aggregate.MAX_ACCOUNTS + 40):
+        group = aggregate.initialize(0.0)
+        members = rng.sample(accounts, size)
+        calls = [(rng.choice(members), float(i), rng.choice(tasks), rng.choice(models),
+                  rng.choice([None, 0.0, 0.5, 1.0]), rng.random() < 0.4)
+                 for i in range(size * 3)]
+        for call in calls:
+            aggregate.update(group, *call)
+        seen: list = []  # distinct accounts, tasks and models in order of first call
+        task_names: list = []
+        model_names: list = []
+        for a, _, task, model, _, _ in calls:
+            for name, names in ((a, seen), (task, task_names), (model, model_names)):
+                if name is not None and name not in names:
+                    names.append(name)
+        assert group.n == len(calls) and group.last_t == calls[-1][1]
+        assert group.templated == sum(c[5] for c in calls)
+        assert group.cot_n == sum(c[4] is not None for c in calls)
+        assert group.cot_sum == sum(c[4] for c in calls if c[4] is not None)
+        assert aggregate.account_count(group) == min(len(seen), aggregate.MAX_ACCOUNTS)
+        # a mix keeps the first 16 names, and counts every later call of them
+        assert group.tasks == {n: sum(c[2] == n for c in calls) for n in task_names[:16]}
+        assert group.models == {n: sum(c[3] == n for c in calls) for n in model_names[:16]}
 
 
 def test_duplicates_are_judged_by_event_time_not_by_arrival():
