@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -223,3 +224,19 @@ def test_the_compiled_engine_reads_apicall_slots_only_where_the_layout_holds(nat
     assert "account_id is not a slot" in verdicts["one field renamed"]
     assert "size changed" in verdicts["one field more"]
     assert "ApiCall" in verdicts["dict"]
+
+
+def test_the_build_is_optimised_whatever_cflags_says(tmp_path, monkeypatch):
+    # setuptools takes CFLAGS from the environment instead of the interpreter's flags: a
+    # CFLAGS=-g build used to run unoptimised (40-60% slower); the last -O option wins
+    assert shutil.which("readelf"), "readelf (binutils) reads the flags the build recorded"
+    monkeypatch.setenv("CFLAGS", "-O0 -g")
+    assert native_build.build(tmp_path, names=("ranking",)) == ["ranking"]
+    (module,) = tmp_path.glob("ranking.*")
+    info = subprocess.run(["readelf", "--debug-dump=info", str(module)], capture_output=True,
+                          text=True, check=True).stdout
+    producers = [line for line in info.splitlines() if "DW_AT_producer" in line]
+    assert producers
+    for producer in producers:
+        levels = [word for word in producer.split() if word.startswith("-O")]
+        assert levels[-1] == "-O3", producer
