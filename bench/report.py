@@ -135,6 +135,12 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str]]:
              _n(r.get("engine_events_per_s")), size),
             ("public-report sizes: peak RSS", f"{r['peak_rss_bytes'] / MiB:,.0f} MiB", size),
         ]
+        ck = r.get("checkpoint")
+        if ck:
+            out.append(("public-report sizes: one checkpoint of the final state (forked child)",
+                        f"{ck['blob_bytes'] / MiB:,.0f} MiB blob in {ck['seconds']:.1f} s; the "
+                        f"child's peak private memory {ck['child_peak_private_bytes'] / MiB:,.0f}"
+                        f" MiB (engine process {ck['parent_rss_bytes'] / MiB:,.0f} MiB)", size))
         for c in r["campaigns"]:
             ttd = "-" if c["time_to_detect_s"] is None else f"{c['time_to_detect_s'] / 60:.0f} min"
             out.append((f"public-report sizes: {c['archetype']} ({c['accounts']:,} accounts, "

@@ -12,7 +12,9 @@ the ground truth); this process replays it through the engine exactly as
 ``extraction_watch.evaluate`` against the simulator's truth.json.
 
 Prints wall time, events/s, peak RSS of this process (the engine; the
-simulator is a separate process), and per campaign whether it was detected,
+simulator is a separate process), what one checkpoint of the final state costs
+(the worker's forked child: its peak private memory, the blob, the time; see
+``bench.common.checkpoint_probe``), and per campaign whether it was detected,
 its recall and time to detect.
 
 Usage: python bench/scale_public_reports.py [--scale 1.0] [--seed 1] [--json out.json]
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
     SimulationStream,
+    checkpoint_probe,
     mib,
     peak_rss_bytes,
     releases_for,
@@ -41,6 +44,8 @@ from bench.common import (  # noqa: E402
 from extraction_watch.cli import tune_gc  # noqa: E402
 from extraction_watch.evaluate import evaluate  # noqa: E402
 from extraction_watch.replay import replay_lines  # noqa: E402
+from models.engine import Engine  # noqa: E402
+from streams import worker as _worker  # noqa: E402,F401  (the checkpoint's code, loaded up front)
 
 SCENARIO = "public-reports"
 
@@ -59,10 +64,14 @@ def main() -> int:
     releases = releases_for(SCENARIO, scale=args.scale)
     alerts_buf = io.BytesIO()
     print(f"simulating {SCENARIO} at scale {args.scale:g} into the engine ...", flush=True)
+    engine = Engine()
     with SimulationStream(workdir, SCENARIO, args.seed, scale=args.scale) as stream:
         summary = replay_lines(stream.lines(), "events.jsonl", alerts_out=alerts_buf,
-                               releases=releases)
+                               releases=releases, engine=engine)
     waited = stream.wait_s
+    peak = peak_rss_bytes()  # (before the checkpoint below reads the blob into this process)
+    # one checkpoint of the final state, as the worker takes it (a forked child)
+    checkpoint = checkpoint_probe(engine)
     truth = orjson.loads((workdir / "truth.json").read_bytes())
     if args.alerts_out:
         Path(args.alerts_out).write_bytes(alerts_buf.getvalue())
@@ -80,7 +89,6 @@ def main() -> int:
             "time_to_detect_s": scored["time_to_detect_s"],
             "pivot_latency_s": scored.get("pivot_latency_s"),
         })
-    peak = peak_rss_bytes()
     result = stamp({
         "scenario": SCENARIO, "scale": args.scale, "seed": args.seed,
         "events": summary.lines, "processed": summary.processed,
@@ -90,6 +98,7 @@ def main() -> int:
         "waiting_for_simulator_s": round(waited, 1),
         "engine_events_per_s": round(summary.lines / max(summary.wall_s - waited, 1e-9)),
         "peak_rss_bytes": peak,
+        "checkpoint": checkpoint,
         "tracked_accounts_at_end": summary.tracked_accounts,
         "alert_ids": summary.alert_ids,
         "alert_updates": sum(summary.alerts.values()),
@@ -107,6 +116,10 @@ def main() -> int:
     print(f"  of which waiting    {waited:,.1f} s for the simulator: the engine alone "
           f"{result['engine_events_per_s']:,} events/s")
     print(f"peak RSS (engine)     {mib(peak)}")
+    print(f"checkpoint            {mib(checkpoint['blob_bytes'])} blob in "
+          f"{checkpoint['seconds']:.1f} s; its forked child peaked at "
+          f"{mib(checkpoint['child_peak_private_bytes'])} of private memory (the engine "
+          f"process: {mib(checkpoint['parent_rss_bytes'])})")
     print(f"alerts                {summary.alert_ids} ids, {result['alert_updates']} updates")
     for c in campaigns:
         ttd = "-" if c["time_to_detect_s"] is None else f"{c['time_to_detect_s'] / 60:.0f} min"

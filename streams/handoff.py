@@ -47,12 +47,13 @@ Hand-off records:
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 import orjson
@@ -269,9 +270,18 @@ class Reducer:
     # ------------------------------------------------------------ checkpoints
     def snapshot(self) -> bytes:
         """The whole state as one compressed blob."""
-        raw = pickle.dumps({"format": CHECKPOINT_FORMAT, "reducer": self},
-                           protocol=pickle.HIGHEST_PROTOCOL)
-        return zlib.compress(raw, 1)
+        blob = io.BytesIO()
+        self.write_snapshot(blob)
+        return blob.getvalue()
+
+    def write_snapshot(self, out: BinaryIO) -> None:
+        """Write :meth:`snapshot` to ``out`` as it is made: the pickle is compressed
+        frame by frame, never held whole (the forked checkpoint child writes it into its
+        pipe this way: at the public reports' scale that spares it the whole pickle)."""
+        sink = _Deflating(out)
+        pickle.dump({"format": CHECKPOINT_FORMAT, "reducer": self}, sink,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+        sink.close()
 
     @staticmethod
     def restore(blob: bytes) -> Reducer:
@@ -289,6 +299,24 @@ class Reducer:
         if missing:
             raise CheckpointError(f"the reducer misses {', '.join(missing)}")
         return reducer
+
+
+class _Deflating:
+    """A file-like sink that zlib-compresses (level 1, as ``zlib.compress(raw, 1)``) what
+    is written to it into ``out``."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._deflate = zlib.compressobj(1)
+
+    def write(self, data: bytes) -> int:
+        chunk = self._deflate.compress(data)
+        if chunk:
+            self._out.write(chunk)
+        return len(data)
+
+    def close(self) -> None:
+        self._out.write(self._deflate.flush())
 
 
 class CheckpointError(ValueError):

@@ -25,6 +25,7 @@ checkpointed at once in this release's format.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -55,7 +56,8 @@ from streams.handoff import (
 from streams.metrics import Metrics
 from streams.topics import ensure_topics, partitions_for
 
-__all__ = ["create_app", "WorkerState", "commit_assigned", "highwater_if_assigned"]
+__all__ = ["create_app", "WorkerState", "commit_assigned", "fork_snapshot", "highwater_if_assigned",
+           "snapshot_in_child"]
 
 log = logging.getLogger("extraction_watch.worker")
 if not callable(getattr(_FaustConsumerThread, "_create_worker_consumer", None)):
@@ -206,23 +208,31 @@ def snapshot_in_child(reducer: Reducer) -> Coroutine[Any, Any, bytes]:
     """
     if not hasattr(os, "fork"):  # pragma: no cover - not Linux or macOS
         return _ready(reducer.snapshot())
+    return _collect(*fork_snapshot(reducer))
+
+
+def fork_snapshot(reducer: Reducer) -> tuple[int, int]:
+    """Fork a child that writes ``reducer.snapshot()`` into a pipe and exits; return
+    its pid and the pipe's read end (read it to the end, then wait for the pid)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child (coverage does not follow it)
         code = 1
         try:
+            # no collection here: one would write into every tracked object's header and
+            # so copy every page of the parent's heap (nothing made here forms a cycle)
+            gc.disable()
             # only the pipe stays open: a listening socket (the web port) or a broker
             # connection must not outlive a killed worker in its child
             os.closerange(3, write_fd)
             os.closerange(write_fd + 1, _MAX_FD)
-            blob = reducer.snapshot()
             with os.fdopen(write_fd, "wb") as pipe:
-                pipe.write(blob)
+                reducer.write_snapshot(pipe)  # compressed as it is pickled, never whole
             code = 0
         finally:
             os._exit(code)
     os.close(write_fd)
-    return _collect(pid, read_fd)
+    return pid, read_fd
 
 
 def create_app(settings: Settings | None = None) -> faust.App:

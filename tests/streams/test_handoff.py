@@ -265,6 +265,27 @@ def _older_layout_blob(reducer: Reducer) -> bytes:
     return _reblob(out.getvalue())
 
 
+def test_a_snapshot_is_compressed_as_it_is_pickled(mid_stream):
+    # the forked checkpoint child writes it into its pipe piece by piece, never whole;
+    # the bytes are those of compressing the whole pickle at once (the format is unchanged)
+    class Recorder:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> int:
+            self.writes.append(bytes(data))
+            return len(data)
+
+    sink = Recorder()
+    mid_stream.write_snapshot(sink)
+    blob = b"".join(sink.writes)
+    whole = pickle.dumps({"format": CHECKPOINT_FORMAT, "reducer": mid_stream},
+                         protocol=pickle.HIGHEST_PROTOCOL)
+    assert blob == zlib.compress(whole, 1) == mid_stream.snapshot()
+    assert len(sink.writes) > 3 and max(map(len, sink.writes)) < len(blob) / 2
+    assert Reducer.restore(blob).engine.applied_events() == mid_stream.engine.applied_events()
+
+
 def test_a_checkpoint_this_release_cannot_use_is_discarded_with_its_reason(mid_stream):
     good = mid_stream.snapshot()
     # every case below restores fine but for the one thing changed

@@ -88,10 +88,10 @@ def test_a_failed_snapshot_child_raises_here(monkeypatch) -> None:
     from streams.handoff import Reducer
     from streams.worker import snapshot_in_child
 
-    def broken(self):  # runs in the child
+    def broken(self, out):  # runs in the child
         raise RuntimeError("cannot pickle")
 
-    monkeypatch.setattr(Reducer, "snapshot", broken)
+    monkeypatch.setattr(Reducer, "write_snapshot", broken)
     pending = snapshot_in_child(Reducer("calls"))
     with pytest.raises(RuntimeError, match="exited with 1"):
         asyncio.run(pending)
