@@ -19,6 +19,13 @@ EXW_TOPIC_PARTITIONS       4                      partitions of topics the worke
 EXW_TOPIC_REPLICATION      1                      replication factor of topics it creates
 EXW_CHECKPOINT_INTERVAL_S  30                     seconds between state checkpoints
 EXW_FETCH_MAX_WAIT_MS      100                    longest a worker's fetch waits at a topic's end
+EXW_GROUP_INSTANCE_ID      (none)                 static group membership: a name unique to
+                                                  the worker and kept across its restarts
+                                                  (``{hostname}`` is replaced by the host's
+                                                  name), so a restarted worker takes its
+                                                  partitions back at once
+EXW_SESSION_TIMEOUT_S      10                     how long the group waits for a silent
+                                                  worker before giving its partitions away
 EXW_KAFKA_SECURITY_PROTOCOL PLAINTEXT             PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
 EXW_KAFKA_SASL_MECHANISM   (none)                 PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 EXW_KAFKA_SASL_USERNAME    (none)
@@ -42,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -76,6 +84,18 @@ class Settings:
     # second even with records waiting there (measured: 13k events/s end to end
     # with 1.5 s, 23k with 0.1 s) and adds to every alert's latency.
     fetch_max_wait_ms: int = 100
+    # Static membership (Kafka's group.instance.id, KIP-345). Without it a worker killed
+    # with -9 keeps its partitions until its session times out (10 s), so its restart
+    # waits that long; with it the restarted worker, under the same name, gets them back
+    # at once. Each live worker needs a name of its own (a second one under a name in use
+    # is fenced off), and a worker stopped for good hands its partitions over only when
+    # its session times out. "{hostname}" suits a container restarted in place (Docker,
+    # a Kubernetes StatefulSet): the name is the container's, unique and kept.
+    group_instance_id: str | None = None
+    # Kafka's session.timeout.ms for the worker's consumer groups, in seconds: a worker
+    # gone silent (killed, frozen, cut off) keeps its partitions this long. A static
+    # member restarted within it takes them back without a rebalance.
+    session_timeout_s: float = 10.0
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
@@ -125,6 +145,13 @@ class Settings:
             raise ConfigError("EXW_CHECKPOINT_INTERVAL_S must be > 0")
         if not 1 <= self.fetch_max_wait_ms <= 60_000:
             raise ConfigError(f"EXW_FETCH_MAX_WAIT_MS must be in 1..60000, got {self.fetch_max_wait_ms}")
+        if self.group_instance_id is not None:
+            instance = self.group_instance() or ""
+            if not instance or len(instance) > 249 or any(c.isspace() for c in instance):
+                raise ConfigError(f"EXW_GROUP_INSTANCE_ID is not a usable name: {instance!r}")
+        if not 6 <= self.session_timeout_s <= 90:
+            # the brokers' default group.min.session.timeout.ms, and Faust's request timeout
+            raise ConfigError(f"EXW_SESSION_TIMEOUT_S must be in 6..90, got {self.session_timeout_s:g}")
         if self.security_protocol not in _PROTOCOLS:
             raise ConfigError(f"EXW_KAFKA_SECURITY_PROTOCOL must be one of {_PROTOCOLS}, "
                               f"got {self.security_protocol!r}")
@@ -177,6 +204,17 @@ class Settings:
                           sasl_plain_username=self.sasl_username,
                           sasl_plain_password=self.sasl_password)
         return kwargs
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """A third of the session timeout (Kafka's advice), at most 3 s."""
+        return min(3.0, self.session_timeout_s / 3)
+
+    def group_instance(self) -> str | None:
+        """The worker's static member name (``{hostname}`` replaced), or None (dynamic)."""
+        if self.group_instance_id is None:
+            return None
+        return self.group_instance_id.replace("{hostname}", socket.gethostname())
 
     def internal_topic(self, suffix: str) -> str:
         """Name of a topic private to this app id (``<app_id>-<suffix>``)."""

@@ -265,9 +265,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
         stream_buffer_maxsize=8192,
         broker_commit_every=10_000,
         # a worker killed with -9 leaves its group after the session timeout:
-        # 10 s rather than Faust's 60 s, so a restart or a standby takes over soon
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=3.0,
+        # EXW_SESSION_TIMEOUT_S, 10 s rather than Faust's 60 s, so a standby takes over soon
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        # static membership when configured: a restarted worker takes its partitions back
+        # at once instead of after the session timeout (streams/config.py)
+        consumer_group_instance_id=settings.group_instance(),
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         web_enabled=True,
@@ -339,8 +342,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         """
         consumer = AIOKafkaConsumer(
             group_id=settings.internal_topic("validate"), enable_auto_commit=False,
+            group_instance_id=settings.group_instance(),  # (unique per group: this is another)
             auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
-            session_timeout_ms=10_000, heartbeat_interval_ms=3_000,
+            session_timeout_ms=int(settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             fetch_max_bytes=32 * 1024 * 1024, **settings.aiokafka_kwargs())
         consumer.subscribe([settings.topic_events], listener=_Rebalance(state))

@@ -122,6 +122,7 @@ def test_services_and_wiring(tmp_path: Path) -> None:
     assert worker_env["EXW_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert worker_env["EXW_WEB_HOST"] == "0.0.0.0"
     assert worker_env["EXW_WEB_PORT"] == "6066"
+    assert worker_env["EXW_GROUP_INSTANCE_ID"] == "worker-1"  # a restart takes over at once
     assert worker_env["EXW_TOPIC_EVENTS"] == "api-calls"
     assert worker_env["EXW_TOPIC_DEAD_LETTERS"] == "api-calls.dlq"
     assert any(v["target"] == worker_env["EXW_DATA_DIR"] and v["type"] == "volume"

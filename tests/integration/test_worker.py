@@ -273,6 +273,43 @@ def test_two_workers_count_each_event_once_and_raise_the_same_alerts(
     assert pair == four_partitions["baseline"]
 
 
+def _wait_engine_owner(worker: Worker, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        assert worker.proc.poll() is None, f"worker exited early:\n{worker.tail()}"
+        if worker.get("/readyz")[0] == 200 and worker.metric("exw_engine_owner") == 1.0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the worker did not take the engine in time:\n{worker.tail()}")
+
+
+def test_a_restarted_static_member_takes_its_partitions_back_at_once(
+        kafka_bootstrap, four_partitions):
+    """Static membership (EXW_GROUP_INSTANCE_ID): a worker killed with -9 and started
+    again under the same name gets its partitions (and the engine) back without waiting
+    for its old session to time out. The session is 60 s here; without the name the
+    restarted worker waits that out (the dead member holds its partitions until then),
+    with it the restart is ready well within 40 s; and nothing is lost or doubled."""
+    prefix, tmp = four_partitions["prefix"], four_partitions["tmp"]
+    env = _env(prefix, kafka_bootstrap, tmp, "static", EXW_GROUP_INSTANCE_ID="exw-{hostname}-1",
+               EXW_SESSION_TIMEOUT_S="60")
+    first = Worker(env, tmp / "static-1.log")
+    try:
+        _wait_engine_owner(first, time.monotonic() + 120)
+    finally:
+        first.kill()
+    killed = time.monotonic()
+    second = Worker(dict(env, EXW_WEB_PORT=str(_free_port())), tmp / "static-2.log")
+    try:
+        _wait_engine_owner(second, killed + 40)
+        _wait_processed([second], four_partitions["expected"])
+        held = second.metric("exw_events_processed_total") + second.metric("exw_events_buffered")
+    finally:
+        second.stop()
+    assert held == four_partitions["expected"]
+    assert _alerts_by_update(consume_all(kafka_bootstrap, f"{prefix}alerts-static")) == \
+        four_partitions["baseline"]
+
+
 def test_topic_replay_is_isolated_and_matches_the_live_run(
         kafka_bootstrap, four_partitions, file_replay, tmp_path):
     prefix = four_partitions["prefix"]

@@ -35,6 +35,11 @@ def test_every_variable_is_read():
     ({"EXW_TOPIC_PARTITIONS": "0"}, "EXW_TOPIC_PARTITIONS"),
     ({"EXW_TOPIC_ALERTS": "api-calls"}, "must differ"),
     ({"EXW_KAFKA_SECURITY_PROTOCOL": "TLS"}, "EXW_KAFKA_SECURITY_PROTOCOL"),
+    ({"EXW_GROUP_INSTANCE_ID": "worker 1"}, "EXW_GROUP_INSTANCE_ID"),
+    ({"EXW_GROUP_INSTANCE_ID": "w" * 250}, "EXW_GROUP_INSTANCE_ID"),
+    ({"EXW_SESSION_TIMEOUT_S": "5"}, "EXW_SESSION_TIMEOUT_S"),
+    ({"EXW_SESSION_TIMEOUT_S": "91"}, "EXW_SESSION_TIMEOUT_S"),
+    ({"EXW_SESSION_TIMEOUT_S": "soon"}, "EXW_SESSION_TIMEOUT_S"),
     ({"EXW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "EXW_KAFKA_SASL_MECHANISM"),
     ({"EXW_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "EXW_KAFKA_SASL_MECHANISM": "PLAIN"},
      "EXW_KAFKA_SASL_USERNAME"),
@@ -60,3 +65,16 @@ def test_fetch_wait_is_bounded() -> None:
     for bad in ("0", "60001", "-5"):
         with pytest.raises(ConfigError, match="EXW_FETCH_MAX_WAIT_MS"):
             Settings.from_env({"EXW_FETCH_MAX_WAIT_MS": bad})
+
+
+def test_static_membership_names_the_worker_and_the_session_sets_the_heartbeat(monkeypatch):
+    dynamic = Settings.from_env({})
+    assert dynamic.group_instance() is None
+    assert (dynamic.session_timeout_s, dynamic.heartbeat_interval_s) == (10.0, 3.0)
+    monkeypatch.setattr("socket.gethostname", lambda: "c0ffee123456")
+    s = Settings.from_env({"EXW_GROUP_INSTANCE_ID": "exw-{hostname}",
+                           "EXW_SESSION_TIMEOUT_S": "6"})
+    assert s.group_instance() == "exw-c0ffee123456"
+    assert (s.session_timeout_s, s.heartbeat_interval_s) == (6.0, 2.0)
+    assert Settings.from_env({"EXW_GROUP_INSTANCE_ID": "worker-1"}).group_instance() == "worker-1"
+    assert Settings.from_env({"EXW_SESSION_TIMEOUT_S": "60"}).heartbeat_interval_s == 3.0
