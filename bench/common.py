@@ -75,6 +75,7 @@ def checkpoint_probe(engine: Any, interval_s: float = 0.01) -> dict[str, Any]:
     started = time.perf_counter()
     pid, read_fd = fork_snapshot(reducer)
     chunks: list[bytes] = []
+
     def read_all() -> None:
         with os.fdopen(read_fd, "rb") as pipe:
             chunks.append(pipe.read())
