@@ -251,12 +251,17 @@ def test_four_partitions_give_the_file_replay_alerts(four_partitions, file_repla
     assert len(baseline) >= len(replayed) - 2
 
 
+@pytest.mark.parametrize("names", [None, ("exw-a", "exw-b")], ids=["dynamic", "static"])
 def test_two_workers_count_each_event_once_and_raise_the_same_alerts(
-        kafka_bootstrap, four_partitions):
+        kafka_bootstrap, four_partitions, names):
+    # (and as static group members, each under a name of its own)
     prefix, tmp = four_partitions["prefix"], four_partitions["tmp"]
-    env = _env(prefix, kafka_bootstrap, tmp, "pair")
-    env2 = dict(env, EXW_WEB_PORT=str(_free_port()), EXW_DATA_DIR=str(tmp / "data-pair-2"))
-    workers = [Worker(env, tmp / "pair-1.log"), Worker(env2, tmp / "pair-2.log")]
+    app = "pair" if names is None else "pair-static"
+    env = _env(prefix, kafka_bootstrap, tmp, app)
+    env2 = dict(env, EXW_WEB_PORT=str(_free_port()), EXW_DATA_DIR=str(tmp / f"data-{app}-2"))
+    if names is not None:
+        env["EXW_GROUP_INSTANCE_ID"], env2["EXW_GROUP_INSTANCE_ID"] = names
+    workers = [Worker(env, tmp / f"{app}-1.log"), Worker(env2, tmp / f"{app}-2.log")]
     try:
         _wait_processed(workers, four_partitions["expected"])
         owners = [w for w in workers if w.metric("exw_engine_owner") == 1.0]
@@ -269,7 +274,7 @@ def test_two_workers_count_each_event_once_and_raise_the_same_alerts(
     finally:
         for w in workers:
             w.stop()
-    pair = _alerts_by_update(consume_all(kafka_bootstrap, f"{prefix}alerts-pair"))
+    pair = _alerts_by_update(consume_all(kafka_bootstrap, f"{prefix}alerts-{app}"))
     assert pair == four_partitions["baseline"]
 
 
