@@ -29,7 +29,7 @@ import gc
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -82,6 +82,26 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned) -> None:  # pragma: no cover
         self.state.parts_sent = False
+        if self.state.assignment_clash(time.monotonic()):
+            name = self.state.settings.group_instance()
+            log.critical("stage 1's partitions were assigned %d times within %.0f s: another live "
+                         "worker of group %s runs under EXW_GROUP_INSTANCE_ID=%r, and each "
+                         "takes the membership from the other. Give each worker a name of its "
+                         "own. Exiting.", NAME_CLASH_ASSIGNMENTS, NAME_CLASH_WINDOW_S,
+                         self.state.settings.app_id, name)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            # (as a kill -9: every output is acknowledged before its input, nothing is lost)
+            os._exit(NAME_CLASH_EXIT)
+
+
+# A static member whose partitions are assigned this many times within the window is
+# sharing its name with another live worker: each one's join takes the membership from
+# the other, over and over (a normal worker is assigned a few times when workers come
+# and go). Measured: about once a second per worker when two share a name.
+NAME_CLASH_ASSIGNMENTS = 10
+NAME_CLASH_WINDOW_S = 60.0
+NAME_CLASH_EXIT = 3
 
 
 class WorkerState:
@@ -89,6 +109,7 @@ class WorkerState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.assigned_at: deque[float] = deque(maxlen=NAME_CLASH_ASSIGNMENTS)
         self.validator = Validator(settings.topic_events)
         self.reducer: Reducer | None = None
         self.reducer_ready = False
@@ -112,6 +133,15 @@ class WorkerState:
             self.metrics.inc("exw_checkpoints_discarded_total", 0, reason=reason)
         self.recovered_in_s: float | None = None
         self.started = time.monotonic()
+
+    def assignment_clash(self, now: float) -> bool:
+        """Record one assignment of stage 1's partitions; True when this static member
+        was assigned so often lately that another live worker must share its name."""
+        if self.settings.group_instance() is None:
+            return False
+        seen = self.assigned_at
+        seen.append(now)
+        return len(seen) == NAME_CLASH_ASSIGNMENTS and now - seen[0] <= NAME_CLASH_WINDOW_S
 
 
 def highwater_if_assigned(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:

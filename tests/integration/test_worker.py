@@ -315,6 +315,35 @@ def test_a_restarted_static_member_takes_its_partitions_back_at_once(
         four_partitions["baseline"]
 
 
+def test_two_live_workers_under_one_name_exit_and_say_why(kafka_bootstrap, four_partitions):
+    """A misconfiguration, not a fault: two live workers share EXW_GROUP_INSTANCE_ID.
+    Each one's join takes the membership from the other, over and over; rather than
+    thrash (and log a rejoin a second) for ever, a worker that sees it exits with code 3
+    and names the cause (both usually do; one that outlives the other holds the name
+    alone and goes on)."""
+    prefix, tmp = four_partitions["prefix"], four_partitions["tmp"]
+    env = _env(prefix, kafka_bootstrap, tmp, "clash", EXW_GROUP_INSTANCE_ID="exw-same")
+    workers = [Worker(env, tmp / "clash-1.log"),
+               Worker(dict(env, EXW_WEB_PORT=str(_free_port()), EXW_DATA_DIR=str(tmp / "clash-2")),
+                      tmp / "clash-2.log")]
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and all(w.proc.poll() is None for w in workers):
+            time.sleep(0.5)
+        time.sleep(5)  # the other one may be a few assignments behind
+        codes = [w.proc.poll() for w in workers]
+    finally:
+        for w in workers:
+            w.stop()
+    exited = [w for w, code in zip(workers, codes, strict=True) if code is not None]
+    assert exited, "neither worker noticed:\n" + "\n".join(w.tail() for w in workers)
+    assert all(code in (None, 3) for code in codes), codes
+    for w in exited:
+        said = [line for line in w.log.read_text(errors="replace").splitlines()
+                if "CRITICAL" in line]
+        assert said and "EXW_GROUP_INSTANCE_ID='exw-same'" in said[-1], w.tail()
+
+
 def test_topic_replay_is_isolated_and_matches_the_live_run(
         kafka_bootstrap, four_partitions, file_replay, tmp_path):
     prefix = four_partitions["prefix"]

@@ -95,3 +95,21 @@ def test_a_failed_snapshot_child_raises_here(monkeypatch) -> None:
     pending = snapshot_in_child(Reducer("calls"))
     with pytest.raises(RuntimeError, match="exited with 1"):
         asyncio.run(pending)
+
+
+def test_a_static_member_assigned_over_and_over_sees_a_name_clash(tmp_path) -> None:
+    from streams.worker import NAME_CLASH_ASSIGNMENTS, NAME_CLASH_WINDOW_S, WorkerState
+
+    env = {"EXW_DATA_DIR": str(tmp_path)}
+    named = WorkerState(Settings.from_env({**env, "EXW_GROUP_INSTANCE_ID": "w-1"}))
+    # a few assignments (workers coming and going), then a burst: once a second
+    assert not any(named.assignment_clash(t) for t in (0.0, 30.0, 90.0))
+    burst = [named.assignment_clash(200.0 + i) for i in range(NAME_CLASH_ASSIGNMENTS)]
+    assert burst == [False] * (NAME_CLASH_ASSIGNMENTS - 1) + [True]  # the tenth in 9 s
+    # as many assignments spread wider than the window: no clash
+    spread = WorkerState(Settings.from_env({**env, "EXW_GROUP_INSTANCE_ID": "w-2"}))
+    step = NAME_CLASH_WINDOW_S / (NAME_CLASH_ASSIGNMENTS - 1) + 0.5
+    assert not any(spread.assignment_clash(i * step) for i in range(3 * NAME_CLASH_ASSIGNMENTS))
+    # a dynamic member never concludes anything from its assignments
+    dynamic = WorkerState(Settings.from_env(env))
+    assert not any(dynamic.assignment_clash(float(i)) for i in range(3 * NAME_CLASH_ASSIGNMENTS))
