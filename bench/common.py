@@ -63,42 +63,42 @@ def checkpoint_probe(engine: Any, interval_s: float = 0.01) -> dict[str, Any]:
     touches every object's reference count, plus the pickler's memo and the blob),
     sampled every ``interval_s`` until it exits; the peak sample is reported.
     """
+    import asyncio
     import threading
     import time
 
     from streams.handoff import Reducer
-    from streams.worker import fork_snapshot
+    from streams.worker import collect_snapshot, fork_snapshot
 
     reducer = Reducer("events")
     reducer.engine = engine
     parent_rss = rss_bytes()
     started = time.perf_counter()
     pid, read_fd = fork_snapshot(reducer)
-    chunks: list[bytes] = []
-
-    def read_all() -> None:
-        with os.fdopen(read_fd, "rb") as pipe:
-            chunks.append(pipe.read())
-
-    reader = threading.Thread(target=read_all)
-    reader.start()
     peak_private = 0
-    while reader.is_alive():
-        try:
-            with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
-                fields = dict(line.split(b":", 1) for line in fh.read().splitlines()[1:])
-        except (OSError, ValueError):
-            break  # gone (a zombie has no mappings)
-        private = sum(int(fields.get(k, b"0 kB").split()[0]) for k in
-                      (b"Private_Dirty", b"Private_Clean", b"Swap")) * 1024
-        peak_private = max(peak_private, private)
-        time.sleep(interval_s)
-    reader.join()
-    _, status = os.waitpid(pid, 0)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_private
+        while not done.is_set():
+            try:
+                with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+                    fields = dict(line.split(b":", 1) for line in fh.read().splitlines()[1:])
+            except (OSError, ValueError):
+                return  # gone (a zombie has no mappings)
+            private = sum(int(fields.get(k, b"0 kB").split()[0]) for k in
+                          (b"Private_Dirty", b"Private_Clean", b"Swap")) * 1024
+            peak_private = max(peak_private, private)
+            time.sleep(interval_s)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:  # the worker's own collection: reads the pipe, waits, raises on a failed child
+        blob = asyncio.run(collect_snapshot(pid, read_fd))
+    finally:
+        done.set()
+        sampler.join()
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"the snapshot child exited with {status}")
-    blob = b"".join(chunks)
     Reducer.restore(blob)  # a checkpoint that does not restore is no checkpoint
     return {"parent_rss_bytes": parent_rss, "child_peak_private_bytes": peak_private,
             "blob_bytes": len(blob), "seconds": round(seconds, 2),

@@ -56,8 +56,8 @@ from streams.handoff import (
 from streams.metrics import Metrics
 from streams.topics import ensure_topics, partitions_for
 
-__all__ = ["create_app", "WorkerState", "commit_assigned", "fork_snapshot", "highwater_if_assigned",
-           "snapshot_in_child"]
+__all__ = ["create_app", "WorkerState", "collect_snapshot", "commit_assigned", "fork_snapshot",
+           "highwater_if_assigned", "snapshot_in_child"]
 
 log = logging.getLogger("extraction_watch.worker")
 if not callable(getattr(_FaustConsumerThread, "_create_worker_consumer", None)):
@@ -210,7 +210,8 @@ def _read_all(fd: int) -> bytes:
 _MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
 
 
-async def _collect(pid: int, read_fd: int) -> bytes:
+async def collect_snapshot(pid: int, read_fd: int) -> bytes:
+    """The blob a :func:`fork_snapshot` child writes, once it has exited well."""
     try:
         blob = await asyncio.to_thread(_read_all, read_fd)
     finally:
@@ -238,12 +239,12 @@ def snapshot_in_child(reducer: Reducer) -> Coroutine[Any, Any, bytes]:
     """
     if not hasattr(os, "fork"):  # pragma: no cover - not Linux or macOS
         return _ready(reducer.snapshot())
-    return _collect(*fork_snapshot(reducer))
+    return collect_snapshot(*fork_snapshot(reducer))
 
 
 def fork_snapshot(reducer: Reducer) -> tuple[int, int]:
     """Fork a child that writes ``reducer.snapshot()`` into a pipe and exits; return
-    its pid and the pipe's read end (read it to the end, then wait for the pid)."""
+    its pid and the pipe's read end (for :func:`collect_snapshot`)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child (coverage does not follow it)
