@@ -1158,9 +1158,10 @@ class Engine:
         if episode.seq == 0:
             episode.severity = severity
             self._emit(episode, now, out)
-        # (an update is also due for members never named: they joined in steps below `grown`)
+        # (an update is also due for any member never named, at the update cadence: in a
+        # cluster of a handful of accounts one or two late joiners are a good part of it)
         elif escalated or phase_change or (due and (grown or severity != episode.severity
-                                                    or episode.unannounced() >= 5)):
+                                                    or episode.unannounced() > 0)):
             episode.severity = max(severity, episode.severity, key=SEVERITY_RANK.__getitem__) \
                 if escalated else severity
             self._emit(episode, now, out)

@@ -7,7 +7,8 @@ recall >= 0.90, no trap account named, time to detect <= 2 h, pivot alert
 simulator setting fails here: stealthier hydras (fewer templated calls, more
 template noise, aged accounts, weak synchrony, no custom TLS), reasoning
 farms with many payment methods, agentic campaigns on aged accounts, and a
-popular public template that nearly all of its users send all the time.
+popular public template that nearly all of its users send all the time, and a
+farm of a handful of accounts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ CASES = {
     "aged-agentic": (9, {
         "agentic.aged_share": 0.8, "agentic.templated_share": 0.4, "agentic.templates": 60,
         "agentic.synchrony": 0.2}),
+    # a farm of 8 accounts whose last members join the alerted cluster one or two at a
+    # time: each must still be named by an update (the old rule waited for 5 unnamed)
+    "small-farm-late-joiners": (533, {
+        "reasoning.accounts": 8, "reasoning.rate_per_hour": 428, "reasoning.start_h": 8.4,
+        "reasoning.regularity": 2.5, "reasoning.synchrony": 0.49,
+        "reasoning.calls_per_episode": 5.4, "reasoning.payment_methods": 2,
+        "reasoning.templates": 2, "reasoning.template_noise_bits": 5,
+        "reasoning.templated_share": 0.75, "reasoning.cot_mean": 0.4,
+        "reasoning.aged_share": 0.16, "reasoning.org_share": 0.37,
+        "reasoning.diurnal_amplitude": 0.15, "agentic.enabled": False, "hydra.enabled": False}),
     "loud-crowds": (10, {
         "popular_template.template_share": 0.95, "popular_template.accounts": 300,
         "research_team.accounts": 12, "nat.accounts": 400}),
