@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 NATIVE := $(VENV)/exw-native/models/_digests.json
 NATIVE_SRC := $(wildcard models/*.py models/*.pxd) extraction_watch/compile.py
 
-.PHONY: demo test lint bench bench-report install clean reliability
+.PHONY: demo test lint bench bench-report install clean reliability quality-sweep
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +52,7 @@ kafka-down:
 	$(PYTHON) deploy/kafka/broker.py down $(if $(PURGE),--purge)
 
 # `make bench`: scripts that print figures (not timed tests) and write bench/results/*.json,
-# docs/performance.png and docs/performance.md. The defaults finish in about 23 minutes
+# docs/performance.png and docs/performance.md. The defaults finish in about 28 minutes
 # on 2 cores; full sizes (about 40 minutes on quiet cores, up to an hour on a shared machine):
 #   make bench BENCH_LONG_EVENTS=20000000 BENCH_PUBLIC_SCALE=1.0 BENCH_LATENCY_SCALE=1.0 BENCH_WORKER_SCALE=0.2
 # engine vs decode-only and engine vs bytewax (default scenario, about this many events)
@@ -68,6 +68,8 @@ BENCH_WORKER_SCALE ?= 0.1
 # event-to-alert latency at BENCH_LATENCY_RATE events/s (1.0: about 1 million events, 200 s)
 BENCH_LATENCY_SCALE ?= 0.5
 BENCH_LATENCY_RATE ?= 5000
+# detection quality over this many random small worlds (about 5 minutes for 80)
+BENCH_SWEEP_WORLDS ?= 80
 RESULTS := bench/results
 
 $(BENCH_STAMP): $(STAMP) $(NATIVE) pyproject.toml
@@ -80,7 +82,12 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/rss_long_run.py --events $(BENCH_LONG_EVENTS) --quiet --json $(RESULTS)/rss_long_run.json
 	$(PY) bench/scale_public_reports.py --scale $(BENCH_PUBLIC_SCALE) --json $(RESULTS)/scale_public_reports.json
 	deploy/kafka/with-broker.sh sh -c '$(PY) bench/worker_throughput.py --scale $(BENCH_WORKER_SCALE) --json $(RESULTS)/worker_throughput.json; a=$$?; $(PY) bench/latency.py --scale $(BENCH_LATENCY_SCALE) --rate $(BENCH_LATENCY_RATE) --json $(RESULTS)/latency.json; b=$$?; exit $$((a | b))'
+	$(PY) -m extraction_watch.cli sweep --worlds $(BENCH_SWEEP_WORLDS) --json $(RESULTS)/quality_sweep.json
 	$(MAKE) --no-print-directory bench-report
+
+# detection quality over BENCH_SWEEP_WORLDS random small worlds (about 3 s each on 2 cores)
+quality-sweep: $(STAMP) $(NATIVE)
+	$(PY) -m extraction_watch.cli sweep --worlds $(BENCH_SWEEP_WORLDS) --json $(RESULTS)/quality_sweep.json
 
 bench-report: $(BENCH_STAMP)
 	$(PY) bench/plot.py --results $(RESULTS) --out docs/performance.png

@@ -152,11 +152,23 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str]]:
                         f"{_n(c['detected'])}, recall {c['recall']:.3f}, in {ttd}", size))
         out.append(("public-report sizes: precision / trap accounts named",
                     f"{r['precision']:.3f} / {r['trap_accounts_named']}", size))
+    elif name == "quality_sweep":
+        sm = r["summary"]
+        size = f"{sm['worlds']} small worlds with random campaign, trap and population shapes"
+        fails = ", ".join(f"{bar} {n}" for bar, n in sm["failures_by_bar"].items()) or "none"
+        out += [
+            ("**detection: worlds passing every quality bar**",
+             f"**{sm['passed_all_bars']} of {sm['worlds']}**", size),
+            ("detection: failures by bar (failing worlds)",
+             f"{fails} ({', '.join(map(str, sm['failing_worlds'])) or '-'})", size),
+            ("detection: mean account recall / lowest precision",
+             f"{sm['mean_recall']:.3f} / {sm['min_precision']:.3f}", size),
+        ]
     return out
 
 
 ORDER = ["engine_throughput", "peer_bytewax", "rss_long_run", "scale_public_reports",
-         "worker_throughput", "latency"]
+         "worker_throughput", "latency", "quality_sweep"]
 
 HOW = """\
 ## How to reproduce

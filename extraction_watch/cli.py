@@ -19,6 +19,7 @@ __all__ = ["main"]
 _EXTRA_COMMANDS: tuple[str, ...] = (
     "extraction_watch.alerts_tool",
     "extraction_watch.produce",
+    "extraction_watch.sweep",
     "streams.cli",
 )
 

@@ -181,6 +181,8 @@ class EngineConfig:
     campaign_template_share: float = 0.6
     link_suspect_share: float = 0.3
     egress_min_suspects: int = 5
+    joiner_task_share: float = 0.5
+    profile_min_calls: int = 50
     expand_template_share: float = 0.3
     expand_min_score: float = 0.15
     sync_window_s: float = 6 * 3600.0
@@ -906,7 +908,7 @@ class Engine:
                 kept = []
             keys_by_id[account_id] = kept
         for component in link_components(list(by_id), keys_by_id.__getitem__):
-            members = [by_id[a] for a in component]
+            members = self._on_profile([by_id[a] for a in component], keys_by_id)
             owners = set()
             for m in members:
                 owners.add(m.owner)
@@ -930,6 +932,49 @@ class Engine:
             episode = self._update_episode(members, owners, features, score, now, out)
             if episode is not None:
                 self._expand(episode, members, now)
+
+    def _on_profile(self, members: list[AccountState], keys_by_id: dict) -> list[AccountState]:
+        """``members`` without those tied to the others by an egress network alone whose
+        calls go mostly to tasks the others do not do.
+
+        A proxy network or a datacenter carries ordinary customers beside a campaign, and
+        some of them ask for reasoning traces (what lets an egress network alone link an
+        account); a campaign's accounts share its narrow capability focus. So a member
+        linked only through egress must spend at least ``joiner_task_share`` of its calls
+        on tasks that make up at least 5% of the calls of the members tied by a payment
+        method or a template (when those made ``profile_min_calls`` calls or more; with
+        fewer, or none, nobody is dropped).
+        """
+        cfg = self.config
+        anchored: dict[str, int] = {}
+        joiners = []
+        for m in members:
+            kept = keys_by_id[m.account_id]
+            if kept and kept[0][0] == "egress":
+                joiners.append(m)
+            else:
+                for task, count in m.task_counts().items():
+                    anchored[task] = anchored.get(task, 0) + count
+        if not joiners:
+            return members
+        total = 0
+        for count in anchored.values():
+            total += count
+        if total < cfg.profile_min_calls:
+            return members
+        floor = 0.05 * total
+        dropped = set()
+        for m in joiners:
+            calls = on = 0
+            for task, count in m.task_counts().items():
+                calls += count
+                if anchored.get(task, 0) >= floor:
+                    on += count
+            if calls and on < cfg.joiner_task_share * calls:
+                dropped.add(m.account_id)
+        if not dropped:
+            return members
+        return [m for m in members if m.account_id not in dropped]
 
     def _cluster_features(self, members: list[AccountState], now: float) -> dict[str, float]:
         cfg = self.config

@@ -10,6 +10,7 @@ from models.account_score import AccountScorer
 from models.alerts import MAX_ACCOUNTS, AlertEpisode
 from models.cluster_score import ClusterScorer, co_activity, dispersion_balance, js_divergence
 from models.egress import EgressKeyer
+from models.engine import Engine
 from models.linking import link_components
 from models.pivot import PivotDetector
 from models.templates import TemplateIndex
@@ -84,6 +85,40 @@ def test_account_state_bounds_its_mixes():
         acc.observe(_event(float(i), task=f"t{i}"), i, f"as1/10.0.{i}.0/24")
     assert len(acc.tasks) <= 16 and len(acc.templates) <= 16 and len(acc.proxies) <= 8
     assert len(acc.recent_t) == 8
+
+
+def _busy(account_id: str, tasks: dict[str, int]) -> AccountState:
+    acc = AccountState(account_id, None, 0.0)
+    t = 0.0
+    for task, count in tasks.items():
+        for _ in range(count):
+            t += 30.0
+            acc.observe(_event(t, task=task), None, "as1/10.0.0.0/24")
+    return acc
+
+
+def test_a_member_linked_by_egress_alone_must_share_the_clusters_capability_focus():
+    engine = Engine()
+    farm = [_busy(f"farm{i}", {"coding": 20, "agentic": 15}) for i in range(4)]
+    joiner = _busy("joiner", {"coding": 6, "agentic": 2})       # on the farm's tasks
+    customer = _busy("customer", {"chat": 5, "vision": 2, "coding": 1})  # an ordinary user
+    egress = [("egress", "as1/10.0.0.0/24")]
+    keys = {m.account_id: [("pay", "card"), *egress] for m in farm}
+    keys.update(joiner=egress, customer=egress)
+    kept = engine._on_profile([*farm, joiner, customer], keys)
+    assert [m.account_id for m in kept] == ["farm0", "farm1", "farm2", "farm3", "joiner"]
+    # tied by a payment method, the same customer stays (only egress-only ties are checked)
+    keys["customer"] = [("pay", "card"), *egress]
+    assert len(engine._on_profile([*farm, joiner, customer], keys)) == 6
+    # a cluster held together by egress alone (reasoning farms on one datacenter) keeps
+    # everyone: there is no anchored profile to compare with
+    only_egress = {m.account_id: egress for m in [*farm, joiner, customer]}
+    assert len(engine._on_profile([*farm, joiner, customer], only_egress)) == 6
+    # too few anchored calls to know the profile: nobody is dropped
+    small = [_busy(f"s{i}", {"coding": 5}) for i in range(3)]
+    keys.update({m.account_id: [("pay", "card"), *egress] for m in small})
+    keys["customer"] = egress
+    assert len(engine._on_profile([*small, customer], keys)) == 4
 
 
 def test_account_scorer_orders_and_bounds():

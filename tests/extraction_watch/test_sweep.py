@@ -1,0 +1,56 @@
+"""The random-world quality sweep, and two of its worlds kept as regression cases."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from extraction_watch.cli import main
+from extraction_watch.sweep import draw, run_world, summarise
+
+
+def test_a_world_is_always_drawn_the_same_and_worlds_differ():
+    assert draw(12) == draw(12)
+    assert len({str(sorted(draw(i).items())) for i in range(20)}) == 20
+    # every shape the sweep varies stays in the range the simulator accepts
+    for i in range(50):
+        o = draw(i)
+        for group in ("reasoning", "agentic", "hydra"):
+            if o.get(f"{group}.enabled") is False:
+                continue
+            assert o[f"{group}.accounts"] >= 4 and o[f"{group}.payment_methods"] >= 1
+            assert 0.4 <= o[f"{group}.templated_share"] <= 0.95
+
+
+@pytest.mark.parametrize("world, why", [
+    # a proxy-network customer asking for reasoning traces was linked to the hydra
+    # behind the same network by egress alone (precision 0.998, a trap account named)
+    (4, "egress-only joiner off the cluster's capability focus"),
+    # a farm of 8 accounts whose last 2 joined the alerted cluster one at a time and were
+    # never named by an update (recall 0.75)
+    (33, "late joiners of a small cluster"),
+])
+def test_worlds_that_once_failed_pass_every_bar(world, why):
+    row = run_world(world)
+    assert row["passed"], (why, row)
+    assert row["trap_accounts_named"] == {} and row["precision"] == 1.0
+
+
+def test_summary_counts_failures_by_bar():
+    rows = [{"world": 0, "passed": True, "failed": [], "precision": 1.0, "recall": 1.0},
+            {"world": 1, "passed": False, "failed": ["recall", "traps"], "precision": 0.99,
+             "recall": 0.8}]
+    s = summarise(rows)
+    assert s["passed_all_bars"] == 1 and s["failures_by_bar"] == {"recall": 1, "traps": 1}
+    assert s["mean_recall"] == 0.9 and s["min_precision"] == 0.99 and s["failing_worlds"] == [1]
+
+
+def test_sweep_command_writes_its_results(tmp_path, capsys):
+    out = tmp_path / "sweep.json"
+    assert main(["sweep", "--first", "5", "--worlds", "1", "--jobs", "1", "--json", str(out),
+                 "--keep", str(tmp_path / "worlds")]) == 0
+    result = orjson.loads(out.read_bytes())
+    assert result["summary"]["worlds"] == 1 and result["worlds"][0]["world"] == 5
+    assert (tmp_path / "worlds" / "w5" / "overrides.json").exists()
+    printed = capsys.readouterr().out
+    assert "world    5" in printed and "of 1 worlds pass every bar" in printed
