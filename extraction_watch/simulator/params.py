@@ -225,6 +225,9 @@ DEFAULTS: Params = {
         "cot_mean": 0.8,
         "cot_sd": 0.1,
         "task_mix": {"reasoning": 0.6, "math": 0.4},
+        # False: each researcher signs up alone (no org id), still paying with the lab's
+        # card from the lab's office, so the team's accounts are distinct owners
+        "shared_org": True,
     },
     "fast_adopters": {
         "enabled": True,

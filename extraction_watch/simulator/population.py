@@ -502,7 +502,8 @@ def build_population(world: World, groups: dict[str, int]) -> tuple[list[Any], d
 
         def researcher(acct: HumanAccount) -> None:
             age = 365 + 700 * team_rng.random()
-            acct.ident = (acct.ident[0], lab.org_id, _created_at(world, team_rng, age))
+            org_id = lab.org_id if p["shared_org"] else None
+            acct.ident = (acct.ident[0], org_id, _created_at(world, team_rng, age))
             acct.profiles = tuple(pr[:4] + (lab.payment,) for pr in acct.profiles)
             acct.ips = [lab.office, *acct.ips]
             acct.ip_primary_p = 0.85

@@ -443,6 +443,20 @@ def test_overrides_change_the_shape(tmp_path: Path) -> None:
     assert changed["truth"]["params"]["hydra"]["accounts"] == 12
 
 
+def test_a_research_team_without_an_org_is_distinct_owners_sharing_a_card(tmp_path: Path) -> None:
+    common: dict[str, Any] = {"hours": 12.0, "bad_rate": 0.0}
+    for shared in (True, False):
+        simulate("small", 6, tmp_path / str(shared), **common, overrides={
+            "research_team.accounts": 6, "research_team.shared_org": shared})
+        run = load_run(tmp_path / str(shared))
+        team = set(run["truth"]["traps"]["research_team"])
+        calls = [e for e in run["events"] if e["account_id"] in team]
+        orgs = {e["org_id"] for e in calls}
+        cards = {e["payment_fingerprint"] for e in calls} - {None}
+        assert len({e["account_id"] for e in calls}) >= 4 and len(cards) == 1
+        assert (len(orgs) == 1 and None not in orgs) if shared else orgs == {None}
+
+
 def test_unknown_or_ill_typed_overrides_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown simulator parameter"):
         simulate("small", 1, tmp_path, overrides={"hydra.acounts": 10})
