@@ -187,7 +187,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from models import _native
 
         machine = {"cores": os.cpu_count(), "python": platform.python_version(),
-                   "platform": platform.platform(),
+                   "platform": platform.platform(), "cpu": _cpu(),
                    "models_build": "compiled" if _native.active() else "pure-python"}
         Path(args.json).write_bytes(orjson.dumps(
             {"benchmark": "quality_sweep",
@@ -195,6 +195,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
              "command": "extraction-watch sweep " + " ".join(sys.argv[2:]),
              "summary": summary, "worlds": rows}, option=orjson.OPT_INDENT_2))
     return 0
+
+
+def _cpu() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def register(subparsers: Any) -> None:
