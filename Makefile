@@ -52,7 +52,7 @@ kafka-down:
 	$(PYTHON) deploy/kafka/broker.py down $(if $(PURGE),--purge)
 
 # `make bench`: scripts that print figures (not timed tests) and write bench/results/*.json,
-# docs/performance.png and docs/performance.md. The defaults finish in about 28 minutes
+# docs/performance.png and docs/performance.md. The defaults finish in about 31 minutes
 # on 2 cores; full sizes (about 40 minutes on quiet cores, up to an hour on a shared machine):
 #   make bench BENCH_LONG_EVENTS=20000000 BENCH_PUBLIC_SCALE=1.0 BENCH_LATENCY_SCALE=1.0 BENCH_WORKER_SCALE=0.2
 # engine vs decode-only and engine vs bytewax (default scenario, about this many events)
@@ -68,8 +68,8 @@ BENCH_WORKER_SCALE ?= 0.1
 # event-to-alert latency at BENCH_LATENCY_RATE events/s (1.0: about 1 million events, 200 s)
 BENCH_LATENCY_SCALE ?= 0.5
 BENCH_LATENCY_RATE ?= 5000
-# detection quality over this many random small worlds (about 5 minutes for 80)
-BENCH_SWEEP_WORLDS ?= 80
+# detection quality over this many random small worlds (about 8 minutes for 240)
+BENCH_SWEEP_WORLDS ?= 240
 RESULTS := bench/results
 
 $(BENCH_STAMP): $(STAMP) $(NATIVE) pyproject.toml

@@ -13,7 +13,9 @@ seeded by ``i``), so a failing world can be re-run alone (``--first i
 
 It prints one line per world and a summary (worlds that pass every bar,
 failures per bar, mean recall, lowest precision), and with ``--json`` writes
-them to a file. Exit 0 whatever the result: it measures, it does not gate.
+them to a file. Exit 0 whatever the quality: it measures, it does not gate; exit 1
+when a world could not run at all (the others still run and are reported). With
+``--keep`` each world leaves about 80 MB of files.
 
 >>> draw(4) == draw(4), draw(4) == draw(5)
 (True, False)
@@ -174,15 +176,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         keep.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
+    errors: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for row in pool.map(run_world, worlds, [keep] * len(worlds)):
+        futures = [pool.submit(run_world, world, keep) for world in worlds]
+        for world, future in zip(worlds, futures, strict=True):
+            try:
+                row = future.result()
+            except Exception as err:  # one world that cannot run does not end the sweep
+                errors.append({"world": world, "error": f"{type(err).__name__}: {err}"})
+                print(f"world {world:4d}  ERROR {type(err).__name__}: {err}", flush=True)
+                continue
             rows.append(row)
             print(_line(row), flush=True)
     summary = summarise(rows)
+    summary["errors"] = len(errors)
     print(f"\n{summary['passed_all_bars']} of {summary['worlds']} worlds pass every bar; "
           f"failures by bar {summary['failures_by_bar'] or 'none'}; mean recall "
           f"{summary['mean_recall']}, lowest precision {summary['min_precision']} "
-          f"({time.perf_counter() - started:.0f} s)")
+          f"({time.perf_counter() - started:.0f} s)"
+          + (f"; {len(errors)} world(s) could not run" if errors else ""))
     if args.json:
         from models import _native
 
@@ -193,8 +205,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             {"benchmark": "quality_sweep",
              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine,
              "command": "extraction-watch sweep " + " ".join(sys.argv[2:]),
-             "summary": summary, "worlds": rows}, option=orjson.OPT_INDENT_2))
-    return 0
+             "summary": summary, "worlds": rows, "errors": errors}, option=orjson.OPT_INDENT_2))
+    return 1 if errors else 0
 
 
 def _cpu() -> str | None:
@@ -219,6 +231,7 @@ def register(subparsers: Any) -> None:
     sw.add_argument("--first", type=int, default=0, help="number of the first world")
     sw.add_argument("--jobs", type=int, default=2, help="worlds run at once (processes)")
     sw.add_argument("--keep", default=None, metavar="DIR",
-                    help="keep each world's events, truth, alerts and overrides in DIR/w<i>")
+                    help="keep each world's events, truth, alerts and overrides in DIR/w<i> "
+                         "(about 80 MB a world)")
     sw.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     sw.set_defaults(func=cmd_sweep)

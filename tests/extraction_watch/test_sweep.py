@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from extraction_watch import sweep
 from extraction_watch.cli import main
 from extraction_watch.sweep import draw, run_world, summarise
 
@@ -54,3 +55,23 @@ def test_sweep_command_writes_its_results(tmp_path, capsys):
     assert (tmp_path / "worlds" / "w5" / "overrides.json").exists()
     printed = capsys.readouterr().out
     assert "world    5" in printed and "of 1 worlds pass every bar" in printed
+
+
+def _fake_world(world, keep=None):
+    if world == 7:
+        raise OSError(28, "No space left on device")
+    return {"world": world, "events": 10, "passed": True, "failed": [], "precision": 1.0,
+            "recall": 1.0, "campaigns": [], "trap_accounts_named": {}, "wall_s": 0.0}
+
+
+def test_a_world_that_cannot_run_is_reported_and_the_sweep_goes_on(tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.setattr(sweep, "run_world", _fake_world)
+    out = tmp_path / "sweep.json"
+    assert main(["sweep", "--first", "6", "--worlds", "3", "--jobs", "1",
+                 "--json", str(out)]) == 1
+    result = orjson.loads(out.read_bytes())
+    assert [r["world"] for r in result["worlds"]] == [6, 8]
+    assert result["errors"] == [{"world": 7, "error": "OSError: [Errno 28] No space left on device"}]
+    assert result["summary"]["errors"] == 1
+    assert "world    7  ERROR OSError" in capsys.readouterr().out
