@@ -174,6 +174,9 @@ class EngineConfig:
     cohort_learn_one_in: int = 8
     cluster_min_owners: int = 3
     min_coordination: float = 0.4
+    org_max_youth: float = 0.3
+    org_max_template_share: float = 0.15
+    org_min_egress_overlap: float = 0.5
     balance_min_span_s: float = 12 * 3600.0
     min_cluster_rate_per_h: float = 60.0
     min_account_rate_per_h: float = 4.0
@@ -1132,6 +1135,15 @@ class Engine:
         rate = features["request_rate"]
         bulk = rate >= cfg.min_cluster_rate_per_h or (
             len(owners) >= 5 and rate >= cfg.min_account_rate_per_h * len(members))
+        # a card and an office shared by established accounts that neither share prompt
+        # templates nor act in concert is what an organisation looks like (a research team
+        # whose members signed up one by one), not a farm; a farm of aged accounts sharing
+        # cards spreads its egress instead
+        if max(features["balance"], features["synchrony"]) < cfg.min_coordination and \
+                features["youth"] < cfg.org_max_youth and \
+                features["template_share"] < cfg.org_max_template_share and \
+                features["egress_overlap"] >= cfg.org_min_egress_overlap:
+            coordinated = False
         coordinated = coordinated and bulk
         if episode is None:
             if score < cfg.warning_score or not coordinated:

@@ -7,8 +7,8 @@ recall >= 0.90, no trap account named, time to detect <= 2 h, pivot alert
 simulator setting fails here: stealthier hydras (fewer templated calls, more
 template noise, aged accounts, weak synchrony, no custom TLS), reasoning
 farms with many payment methods, agentic campaigns on aged accounts, and a
-popular public template that nearly all of its users send all the time, and a
-farm of a handful of accounts.
+popular public template that nearly all of its users send all the time, a
+farm of a handful of accounts, and a research team without an org.
 """
 
 from __future__ import annotations
@@ -43,6 +43,13 @@ CASES = {
         "reasoning.templated_share": 0.75, "reasoning.cot_mean": 0.4,
         "reasoning.aged_share": 0.16, "reasoning.org_share": 0.37,
         "reasoning.diurnal_amplitude": 0.15, "agentic.enabled": False, "hydra.enabled": False}),
+    # a research team whose 12 members signed up one by one (no org id), paying with the
+    # lab's card from the lab's office, asking for reasoning traces: distinct owners
+    # sharing a card and an egress network (named as a cluster before the rule for
+    # established accounts that share only infrastructure)
+    "research-lab-without-org": (42, {
+        "research_team.accounts": 12, "research_team.requests_per_day_median": 60,
+        "research_team.shared_org": False}),
     "loud-crowds": (10, {
         "popular_template.template_share": 0.95, "popular_template.accounts": 300,
         "research_team.accounts": 12, "nat.accounts": 400}),

@@ -121,6 +121,31 @@ def test_a_member_linked_by_egress_alone_must_share_the_clusters_capability_focu
     assert len(engine._on_profile([*small, customer], keys)) == 4
 
 
+def test_a_card_and_an_office_shared_by_established_accounts_is_an_organisation():
+    """The coordination gate: shared infrastructure alone, among established accounts
+    with no shared templates and no concerted behaviour, opens no alert; the same
+    sharing with youth, templates, concerted timing or spread egress does."""
+    team = {"template_share": 0.0, "cot": 0.8, "youth": 0.0, "shared_payment": 1.0,
+            "balance": 0.0, "synchrony": 0.0, "divergence": 0.7, "egress_overlap": 1.0,
+            "request_rate": 240.0}
+
+    def opens(**changes) -> bool:
+        engine = Engine()
+        members = [_busy(f"r{i}", {"reasoning": 30}) for i in range(12)]
+        for m in members:
+            m.score = 0.6
+        episode = engine._update_episode(members, {m.owner for m in members},
+                                         {**team, **changes}, 0.8, 3600.0, [])
+        return episode is not None
+
+    assert not opens()                       # a research team without an org
+    assert opens(youth=0.6)                  # freshly created accounts
+    assert opens(template_share=0.5)         # the same prompt templates
+    assert opens(synchrony=0.7)              # firing together
+    assert opens(balance=0.8)                # load balanced
+    assert opens(egress_overlap=0.0)         # aged accounts spread over many networks
+
+
 def test_account_scorer_orders_and_bounds():
     scorer = AccountScorer()
     acc = AccountState("a", None, 0.0)
