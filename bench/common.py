@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import platform
 import resource
 import sys
 from pathlib import Path
@@ -16,31 +15,11 @@ from typing import Any
 
 import orjson
 
+from extraction_watch.machine import machine  # noqa: F401 (re-exported for the scripts)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def machine() -> dict[str, Any]:
-    """Cores, Python version and platform of this machine."""
-    info: dict[str, Any] = {"cores": os.cpu_count(), "python": platform.python_version(),
-                            "platform": platform.platform()}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        info["load_avg_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    # which build of models/ ran: the compiled hot modules or pure Python (models/_native.py)
-    from models import _native
-    info["models_build"] = "compiled" if _native.active() else "pure-python"
-    return info
 
 
 def rss_bytes() -> int:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import platform
 import random
 import statistics
 import sys
@@ -39,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from extraction_watch.machine import machine
 
 __all__ = ["draw", "run_world", "register", "summarise"]
 
@@ -196,28 +196,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"({time.perf_counter() - started:.0f} s)"
           + (f"; {len(errors)} world(s) could not run" if errors else ""))
     if args.json:
-        from models import _native
-
-        machine = {"cores": os.cpu_count(), "python": platform.python_version(),
-                   "platform": platform.platform(), "cpu": _cpu(),
-                   "models_build": "compiled" if _native.active() else "pure-python"}
         Path(args.json).write_bytes(orjson.dumps(
             {"benchmark": "quality_sweep",
-             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine,
+             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
              "command": "extraction-watch sweep " + " ".join(sys.argv[2:]),
              "summary": summary, "worlds": rows, "errors": errors}, option=orjson.OPT_INDENT_2))
     return 1 if errors else 0
-
-
-def _cpu() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def register(subparsers: Any) -> None:

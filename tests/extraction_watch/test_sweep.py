@@ -52,6 +52,8 @@ def test_sweep_command_writes_its_results(tmp_path, capsys):
                  "--keep", str(tmp_path / "worlds")]) == 0
     result = orjson.loads(out.read_bytes())
     assert result["summary"]["worlds"] == 1 and result["worlds"][0]["world"] == 5
+    assert result["machine"]["cores"] >= 1 and result["machine"]["models_build"] in (
+        "compiled", "pure-python")
     assert (tmp_path / "worlds" / "w5" / "overrides.json").exists()
     printed = capsys.readouterr().out
     assert "world    5" in printed and "of 1 worlds pass every bar" in printed
