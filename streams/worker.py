@@ -41,6 +41,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as _FaustConsumerThread
 
 from models.engine import DETECTOR_VERSION
+from streams import membership
 from streams.config import Settings
 from streams.config import settings as load_settings
 from streams.handoff import (
@@ -83,16 +84,33 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned) -> None:  # pragma: no cover
         self.state.parts_sent = False
         if self.state.assignment_clash(time.monotonic()):
-            name = self.state.settings.group_instance()
-            log.critical("stage 1's partitions were assigned %d times within %.0f s: another live "
-                         "worker of group %s runs under EXW_GROUP_INSTANCE_ID=%r, and each "
-                         "takes the membership from the other. Give each worker a name of its "
-                         "own. Exiting.", NAME_CLASH_ASSIGNMENTS, NAME_CLASH_WINDOW_S,
-                         self.state.settings.app_id, name)
-            for handler in logging.getLogger().handlers:
-                handler.flush()
-            # (as a kill -9: every output is acknowledged before its input, nothing is lost)
-            os._exit(NAME_CLASH_EXIT)
+            exit_name_clash(self.state.settings, f"stage 1's partitions were assigned "
+                            f"{NAME_CLASH_ASSIGNMENTS} times within {NAME_CLASH_WINDOW_S:.0f} s")
+
+
+def exit_name_clash(settings: Settings, evidence: str) -> None:
+    """Say that another live worker runs under this one's EXW_GROUP_INSTANCE_ID, and exit
+    with NAME_CLASH_EXIT (as a kill -9: every output is acknowledged before its input,
+    nothing is lost)."""
+    log.critical("%s: another live worker of group %s runs under EXW_GROUP_INSTANCE_ID=%r, "
+                 "and each takes the membership from the other. Give each worker a name "
+                 "of its own. Exiting.", evidence, settings.app_id, settings.group_instance())
+    _flush_logs()
+    os._exit(NAME_CLASH_EXIT)
+
+
+def exit_group_refused(group: str, exc: BaseException) -> None:
+    """A consumer group refuses this worker for good (authorisation, an invalid group id
+    or session timeout): retrying cannot help. Say so and exit with GROUP_REFUSED_EXIT."""
+    log.critical("consumer group %s refused this worker: %s: %s. Exiting.", group,
+                 type(exc).__name__, exc)
+    _flush_logs()
+    os._exit(GROUP_REFUSED_EXIT)
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 # A static member whose partitions are assigned this many times within the window is
@@ -102,6 +120,7 @@ class _Rebalance(ConsumerRebalanceListener):
 NAME_CLASH_ASSIGNMENTS = 10
 NAME_CLASH_WINDOW_S = 60.0
 NAME_CLASH_EXIT = 3
+GROUP_REFUSED_EXIT = 4
 
 
 class WorkerState:
@@ -269,6 +288,11 @@ def fork_snapshot(reducer: Reducer) -> tuple[int, int]:
 def create_app(settings: Settings | None = None) -> faust.App:
     settings = settings or load_settings()
     _set_fetch_wait(settings.fetch_max_wait_ms)
+    # a fenced static member (error 82) exits at once, naming the clash; see streams.membership
+    membership.install(
+        on_fenced=lambda group, name, exc: exit_name_clash(
+            settings, f"consumer group {group} fenced this worker ({exc})"),
+        on_fatal=lambda group, name, exc: exit_group_refused(group, exc))
     os.makedirs(settings.data_dir, exist_ok=True)
     credentials: Any = None
     if settings.security_protocol.startswith("SASL"):
