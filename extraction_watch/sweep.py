@@ -105,6 +105,14 @@ def draw(world: int) -> dict[str, Any]:
     o["enterprise_batch.api_keys"] = rng.choice([1, 3, 6])
     o["fast_adopters.accounts"] = rng.choice([30, 60, 150])
     o["proxy_customers.accounts"] = rng.choice([20, 50, 120])
+    # the research team's shape, drawn apart so that every draw above stays as it was:
+    # with or without an org, its size, volume and how even its members' volumes are
+    trap = random.Random(3000 + world)
+    o["research_team.shared_org"] = trap.random() < 0.5
+    if trap.random() < 0.4:
+        o["research_team.accounts"] = trap.choice([20, 30, 45])
+        o["research_team.requests_per_day_median"] = round(trap.uniform(40, 120))
+    o["research_team.rate_sigma"] = round(trap.uniform(0.25, 1.0), 2)
     return o
 
 

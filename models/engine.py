@@ -1138,8 +1138,10 @@ class Engine:
         # a card and an office shared by established accounts that neither share prompt
         # templates nor act in concert is what an organisation looks like (a research team
         # whose members signed up one by one), not a farm; a farm of aged accounts sharing
-        # cards spreads its egress instead
-        if max(features["balance"], features["synchrony"]) < cfg.min_coordination and \
+        # cards spreads its egress instead. Even volumes do not count against it: a
+        # team's members can use the service as evenly as a scheduler spreads a farm's
+        # calls (in the sweep, excess dispersion 0.32-1.2 for teams, 0.0-0.67 for farms)
+        if features["synchrony"] < cfg.min_coordination and \
                 features["youth"] < cfg.org_max_youth and \
                 features["template_share"] < cfg.org_max_template_share and \
                 features["egress_overlap"] >= cfg.org_min_egress_overlap:

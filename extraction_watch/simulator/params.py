@@ -228,6 +228,9 @@ DEFAULTS: Params = {
         # False: each researcher signs up alone (no org id), still paying with the lab's
         # card from the lab's office, so the team's accounts are distinct owners
         "shared_org": True,
+        # spread of the researchers' own volumes (lognormal sigma): a small team doing
+        # the same study is more even than a crowd
+        "rate_sigma": 0.4,
     },
     "fast_adopters": {
         "enabled": True,

@@ -516,7 +516,7 @@ def build_population(world: World, groups: dict[str, int]) -> tuple[list[Any], d
         for _ in range(p["accounts"]):
             standard_account(world, g_res, bp, models, Mix({"api": 0.7, "chat": 0.3}),
                              requests_per_day_median=p["requests_per_day_median"],
-                             adjust=researcher, allow_app=False, rate_sigma=0.4)
+                             adjust=researcher, allow_app=False, rate_sigma=p["rate_sigma"])
 
     p = params["fast_adopters"]
     g_fast = trap("fast_adopters")

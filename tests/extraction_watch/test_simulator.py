@@ -531,3 +531,17 @@ def test_docstring_examples_run() -> None:
         assert result.failed == 0, info.name
         tried += result.attempted
     assert tried >= 10
+
+
+def test_research_team_rate_sigma_sets_how_uneven_its_volumes_are(tmp_path: Path) -> None:
+    spread = {}
+    for sigma in (0.25, 1.0):
+        simulate("small", 7, tmp_path / str(sigma), hours=24.0, bad_rate=0.0, overrides={
+            "research_team.accounts": 40, "research_team.requests_per_day_median": 80,
+            "research_team.rate_sigma": sigma})
+        run = load_run(tmp_path / str(sigma))
+        team = set(run["truth"]["traps"]["research_team"])
+        counts = collections.Counter(e["account_id"] for e in run["events"] if e["account_id"] in team)
+        volumes = sorted(counts.values())
+        spread[sigma] = volumes[-len(volumes) // 4] / volumes[len(volumes) // 4]  # IQR ratio
+    assert spread[1.0] > 1.5 * spread[0.25], spread

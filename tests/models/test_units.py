@@ -123,8 +123,9 @@ def test_a_member_linked_by_egress_alone_must_share_the_clusters_capability_focu
 
 def test_a_card_and_an_office_shared_by_established_accounts_is_an_organisation():
     """The coordination gate: shared infrastructure alone, among established accounts
-    with no shared templates and no concerted behaviour, opens no alert; the same
-    sharing with youth, templates, concerted timing or spread egress does."""
+    with no shared templates and no concerted timing, opens no alert, however even
+    their volumes; the same sharing with youth, templates, concerted timing or spread
+    egress does."""
     team = {"template_share": 0.0, "cot": 0.8, "youth": 0.0, "shared_payment": 1.0,
             "balance": 0.0, "synchrony": 0.0, "divergence": 0.7, "egress_overlap": 1.0,
             "request_rate": 240.0}
@@ -142,8 +143,11 @@ def test_a_card_and_an_office_shared_by_established_accounts_is_an_organisation(
     assert opens(youth=0.6)                  # freshly created accounts
     assert opens(template_share=0.5)         # the same prompt templates
     assert opens(synchrony=0.7)              # firing together
-    assert opens(balance=0.8)                # load balanced
     assert opens(egress_overlap=0.0)         # aged accounts spread over many networks
+    # even volumes are no sign of a farm here: a team's members can use the service
+    # as evenly as a scheduler spreads a farm's calls (measured in the sweep: excess
+    # dispersion 0.32-1.2 for teams, 0.0-0.67 for farms)
+    assert not opens(balance=1.0)
 
 
 def test_account_scorer_orders_and_bounds():
@@ -173,6 +177,25 @@ def test_cluster_helpers():
     waves = [[600.0 * w + a for w in range(8)] for a in range(30)]
     people = [[rng.uniform(0, 6 * 3600) for _ in range(8)] for _ in range(30)]
     assert co_activity(waves) > 10 * max(co_activity(people), 1.0)
+
+
+def test_keeping_the_same_hours_is_not_synchrony():
+    """A team in one office calls in the same working hours, and the sample holds
+    each account's last calls (a busy account's all recent): neither is acting in
+    concert. Chance is judged per quarter-hour, so only finer co-timing counts."""
+    rng = random.Random(3)
+    office = [[d * 86400.0 + rng.uniform(10, 12) * 3600 for d in range(3) for _ in range(3)]
+              for _ in range(30)]
+    now = 86400.0 + 17 * 3600
+    rates = [rng.lognormvariate(0, 0.8) for _ in range(30)]  # calls an hour
+    recent = [sorted(now - rng.expovariate(r) * 3600 * (k + 1) for k in range(8))
+              for r in rates]
+    assert co_activity(office) < 3
+    assert co_activity(recent) < 3
+    # the same accounts firing together within seconds, in those same hours
+    waves = [[d * 86400.0 + h * 3600 + rng.uniform(0, 5) for d in range(2) for h in (10, 14)]
+             for _ in range(30)]
+    assert co_activity(waves) > 50
 
 
 def test_cluster_scorer_needs_both_families():
