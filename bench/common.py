@@ -84,6 +84,64 @@ def checkpoint_probe(engine: Any, interval_s: float = 0.01) -> dict[str, Any]:
             "sample_interval_s": interval_s}
 
 
+class OtherLoad:
+    """CPU the rest of the machine used while a measurement ran, in cores.
+
+    A figure measured beside another busy process is not the machine's figure, and not
+    evenly so: on 2 cores, a second engine replay running beside engine_throughput.py
+    slowed the engine by about 10% and the read+orjson loop not at all (ratio 0.117
+    quiet, 0.099 beside it). ``cores`` is (busy CPU time of the whole machine, from
+    /proc/stat) - (CPU time of this process and its children) over the wall time::
+
+        with OtherLoad() as other:
+            run()
+        other.cores  # 0.0 on a quiet machine, about 1.0 with one other busy core
+    """
+
+    BUSY_CORES = 0.25  # above this the scripts print a warning next to the figure
+
+    def __enter__(self) -> OtherLoad:
+        import time
+
+        self._machine = _machine_busy_s()
+        self._own = _own_cpu_s()
+        self._t0 = time.perf_counter()
+        self.cores = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import time
+
+        wall = time.perf_counter() - self._t0
+        other = (_machine_busy_s() - self._machine) - (_own_cpu_s() - self._own)
+        self.cores = round(max(0.0, other / wall), 2) if wall > 0 else 0.0
+
+
+def _machine_busy_s() -> float:
+    """Busy CPU seconds of all cores since boot (/proc/stat: all but idle and iowait)."""
+    try:
+        with open("/proc/stat", "rb") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+
+
+def busy_warning(cores: float) -> str:
+    """A warning line when other processes used more than OtherLoad.BUSY_CORES, else ''."""
+    if cores <= OtherLoad.BUSY_CORES:
+        return ""
+    return (f"WARNING: other processes used {cores:.2f} cores during these runs; on a busy "
+            "machine the ratios are not the machine's (re-run on a quiet one)")
+
+
 def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -5,6 +5,8 @@ Prints, from one run on the same file:
   * engine rate: the full engine (validation, aggregates, scoring, alerts);
   * their ratio (target >= 0.25; the core issue asked 0.15): the loop and the engine alternate
     ``--repeats`` times (default 3) and the medians are reported, with every run;
+  * how much CPU other processes used meanwhile (``other_cpu_cores``; a warning when
+    above 0.25 cores: a busy machine slows the two sides unevenly);
   * peak RSS of the process;
   * memory per tracked account and per tracked egress network ("proxy") at
     100 thousand and 1 million accounts (``--accounts``).
@@ -49,7 +51,15 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import mib, peak_rss_bytes, rss_bytes, stamp, write_result  # noqa: E402
+from bench.common import (  # noqa: E402
+    OtherLoad,
+    busy_warning,
+    mib,
+    peak_rss_bytes,
+    rss_bytes,
+    stamp,
+    write_result,
+)
 from extraction_watch.cli import tune_gc  # noqa: E402
 from extraction_watch.replay import replay_lines  # noqa: E402
 from extraction_watch.simulator import simulate  # noqa: E402
@@ -196,14 +206,17 @@ def main() -> int:
     # machine one pair of runs can be 10% off either way; the medians are reported
     runs = []
     for i in range(args.repeats):
-        n_dec, s_dec = decode_only(events)
-        n_eng, s_eng, alert_ids = engine_run(events)
+        with OtherLoad() as other_dec:
+            n_dec, s_dec = decode_only(events)
+        with OtherLoad() as other_eng:
+            n_eng, s_eng, alert_ids = engine_run(events)
         runs.append({"decode_only_events_per_s": round(n_dec / s_dec),
                      "engine_events_per_s": round(n_eng / s_eng),
-                     "ratio": round((n_eng / s_eng) / (n_dec / s_dec), 4)})
+                     "ratio": round((n_eng / s_eng) / (n_dec / s_dec), 4),
+                     "other_cpu_cores": max(other_dec.cores, other_eng.cores)})
         print(f"  run {i + 1}/{args.repeats}: read+orjson {runs[-1]['decode_only_events_per_s']:,}"
-              f"/s, engine {runs[-1]['engine_events_per_s']:,}/s, ratio {runs[-1]['ratio']:.3f}",
-              flush=True)
+              f"/s, engine {runs[-1]['engine_events_per_s']:,}/s, ratio {runs[-1]['ratio']:.3f}"
+              f" (other processes: {runs[-1]['other_cpu_cores']:.2f} cores)", flush=True)
     peak_rss = peak_rss_bytes()
     sizes = [int(x) for x in args.accounts.split(",") if x.strip()]
     rows = memory(sizes, args.traced) if sizes else []
@@ -214,6 +227,9 @@ def main() -> int:
         "engine_events_per_s": round(median(r["engine_events_per_s"] for r in runs)),
         "ratio": round(median(r["ratio"] for r in runs), 4),
         "ratio_min": min(r["ratio"] for r in runs),
+        # CPU other processes used during the runs (bench.common.OtherLoad): the ratio
+        # is the machine's only when this stays near 0
+        "other_cpu_cores": median(r["other_cpu_cores"] for r in runs),
         "target_ratio": 0.25,
         "runs": runs,
         "alert_ids": alert_ids,
@@ -228,6 +244,9 @@ def main() -> int:
     print(f"engine (full detection)     {result['engine_events_per_s']:,} events/s")
     print(f"ratio engine/decode-only    {result['ratio']:.3f}   (target >= 0.25; lowest of "
           f"{len(runs)} runs {result['ratio_min']:.3f}; rates and ratio are medians)")
+    warning = busy_warning(result["other_cpu_cores"])
+    if warning:
+        print(warning)
     print(f"peak RSS                    {mib(peak_rss)}")
     for row in rows:
         print(f"memory at {row['accounts']:>9,} accounts: {row['bytes_per_tracked_account']:,} B per "

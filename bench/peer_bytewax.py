@@ -43,7 +43,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import mib, peak_rss_bytes, stamp, write_result  # noqa: E402
+from bench.common import OtherLoad, busy_warning, mib, peak_rss_bytes, stamp, write_result  # noqa: E402
 from extraction_watch.cli import tune_gc  # noqa: E402
 from extraction_watch.replay import replay_lines  # noqa: E402
 from extraction_watch.simulator import simulate  # noqa: E402
@@ -151,15 +151,18 @@ def main() -> int:
     with open(path, "rb") as fh:
         lines = sum(1 for _ in fh)  # also warms the page cache
 
-    bw_walls, eng_walls = [], []
+    bw_walls, eng_walls, others = [], [], []
     bw = eng = {}
     for i in range(args.repeat):
         print(f"run {i + 1}/{args.repeat}: bytewax ...", flush=True)
-        bw = bytewax_count(path, args.wakeup)
+        with OtherLoad() as other_bw:
+            bw = bytewax_count(path, args.wakeup)
         bw_walls.append(bw["wall_s"])
         print(f"run {i + 1}/{args.repeat}: engine ...", flush=True)
-        eng = engine_detect(path)
+        with OtherLoad() as other_eng:
+            eng = engine_detect(path)
         eng_walls.append(eng["wall_s"])
+        others.append(max(other_bw.cores, other_eng.cores))
     bw_rate = lines / statistics.median(bw_walls)
     eng_rate = lines / statistics.median(eng_walls)
     result = stamp({
@@ -184,6 +187,7 @@ def main() -> int:
         "engine_events_processed": eng["processed"],
         "engine_alert_ids": eng["alert_ids"],
         "peak_rss_bytes": peak_rss_bytes(),
+        "other_cpu_cores": statistics.median(others),  # bench.common.OtherLoad
     }, "peer_bytewax")
     print(f"events (lines)               {lines:,}")
     print(f"bytewax {result['bytewax_version']} windowed count   {result['bytewax_events_per_s']:,} "
@@ -194,6 +198,9 @@ def main() -> int:
     print(f"ratio engine/bytewax         {result['ratio']:.3f}   (target >= 1.0: "
           f"{'met' if result['ratio'] >= 1.0 else 'NOT met'})")
     print(f"peak RSS (both)              {mib(result['peak_rss_bytes'])}")
+    warning = busy_warning(result["other_cpu_cores"])
+    if warning:
+        print(warning)
     write_result(args.json, result)
     return 0
 

@@ -1,0 +1,41 @@
+"""bench.common.OtherLoad: the CPU other processes use while a benchmark runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bench.common import OtherLoad, busy_warning
+
+_SPIN = "import time\nend = time.perf_counter() + {s}\nwhile time.perf_counter() < end: pass\n"
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_own_work_is_not_counted_as_other_load() -> None:
+    with OtherLoad() as other:
+        _spin(0.6)
+    # this process kept one core busy the whole time; none of it is "other"
+    assert other.cores < 0.5
+
+
+def test_another_busy_process_is_counted() -> None:
+    spinner = subprocess.Popen([sys.executable, "-c", _SPIN.format(s=1.5)])
+    try:
+        time.sleep(0.3)  # let it start spinning
+        with OtherLoad() as other:
+            time.sleep(0.8)  # idle here, one core busy in the other process
+    finally:
+        spinner.wait(10)
+    assert other.cores >= 0.6
+    assert busy_warning(other.cores).startswith("WARNING: other processes used")
+
+
+def test_a_quiet_figure_carries_no_warning() -> None:
+    assert busy_warning(0.0) == ""
+    assert busy_warning(OtherLoad.BUSY_CORES) == ""
