@@ -249,10 +249,11 @@ def render(res: dict[str, dict]) -> str:
              "plot: [performance.png](performance.png).", "",
              "Figures measured on a shared 2-core development machine vary between runs, "
              "by about 10% on a quiet machine and by up to 40% on a busy one, and between "
-             "machines more than that: the read+orjson loop has run at 300 to 640 thousand "
-             "events/s on development machines of the same description while the engine ran "
-             "at 60 to 83 thousand, so the engine / loop ratio has read anywhere from 0.10 to "
-             "0.20 for the same code. Each ratio lists its runs and reports their median, "
+             "machines more than that (the CPU column below): the read+orjson loop ran at "
+             "300-480 thousand events/s on a 2-core Intel Xeon and at 560-640 thousand on a "
+             "2-core AMD EPYC, where the engine ran at 67-83 and 60-72 thousand: the engine "
+             "/ loop ratio read 0.201 on the Xeon for nearly this code and reads 0.10-0.11 on "
+             "the EPYC. Each ratio lists its runs and reports their median, "
              "and the in-process ratios record how much CPU other processes used meanwhile. "
              "Sizes are given per row. Development runs use smaller sizes than the full ones "
              "below.", "", "![benchmarks](performance.png)", "",
