@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # compiled builds of the hot modules (models/_native.py): rebuilt when a source changes;
 # without a C compiler the package runs as pure Python (slower, same results)
 NATIVE := $(VENV)/exw-native/models/_digests.json
-NATIVE_SRC := $(wildcard models/*.py models/*.pxd) extraction_watch/compile.py
+NATIVE_SRC := $(wildcard models/*.py models/*.pxd models/*.h) extraction_watch/compile.py
 
 .PHONY: demo test lint bench bench-report install clean reliability quality-sweep
 

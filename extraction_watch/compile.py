@@ -46,7 +46,7 @@ def build(out: Path, jobs: int = 2, quiet: bool = True,
         pkg = work / "models"
         pkg.mkdir()
         (pkg / "__init__.py").write_text("")
-        for path in PACKAGE_DIR.glob("*.pxd"):
+        for path in _native.shared_sources(PACKAGE_DIR):
             shutil.copy2(path, pkg / path.name)
         for name in names:
             shutil.copy2(PACKAGE_DIR / f"{name}.py", pkg / f"{name}.py")

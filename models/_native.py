@@ -24,7 +24,8 @@ import sys
 import warnings
 from pathlib import Path
 
-__all__ = ["COMPILED", "DIGESTS", "active", "activate", "native_dir", "source_digests"]
+__all__ = ["COMPILED", "DIGESTS", "active", "activate", "native_dir", "shared_sources",
+           "source_digests"]
 
 # the per-event and per-tick path (the rest runs a few times per tick at most).
 # contract.py stays interpreted: compiled, it gained 4% and Cython typed a .get()
@@ -56,11 +57,17 @@ def native_dir() -> Path:
     return Path(configured) if configured else Path(sys.prefix) / "exw-native" / "models"
 
 
+def shared_sources(package_dir: Path) -> list[Path]:
+    """The ``.pxd`` declarations and C headers every compiled module is built with."""
+    return sorted([*package_dir.glob("*.pxd"), *package_dir.glob("*.h")])
+
+
 def source_digests(package_dir: Path) -> dict[str, str]:
-    """sha256 of each compiled module's source, and of every ``.pxd`` (they cimport each other)."""
+    """sha256 of each compiled module's source, and of every ``.pxd`` and C header (they
+    cimport or include each other)."""
     shared = hashlib.sha256()
-    for pxd in sorted(package_dir.glob("*.pxd")):
-        shared.update(pxd.name.encode() + b"\0" + pxd.read_bytes())
+    for path in sorted(shared_sources(package_dir)):
+        shared.update(path.name.encode() + b"\0" + path.read_bytes())
     digests = {}
     for name in COMPILED:
         digest = shared.copy()

@@ -4,6 +4,12 @@ cimport cython
 
 from models._apicall cimport ApiCall as ApiCallSlots, check_layout
 
+# the fast path for the commonest payload shape, in C (models/fastwire.h)
+cdef extern from "fastwire.h":
+    int fast_init "exw_fast_init" (object cls, object proto, object ip_ok) except -1
+    object fast_decode "exw_fast_decode" (object payload)
+    Py_ssize_t fast_interned "exw_fast_interned" ()
+
 cdef bint _COMPILED
 
 @cython.locals(ts=str, ip=str, simhash=str, n=cython.Py_ssize_t, i=cython.Py_ssize_t,

@@ -35,7 +35,7 @@ from models.contract import (  # the memo tables and helpers of the reference de
     _suffix_seconds_slow,
 )
 
-__all__ = ["decode", "finish", "check_apicall_layout"]
+__all__ = ["decode", "finish", "check_apicall_layout", "fast_path", "fast_path_strings"]
 
 # whether this module runs compiled (an extension module's file is not a .py file)
 _COMPILED = not __file__.endswith((".py", ".pyc"))
@@ -49,11 +49,34 @@ def check_apicall_layout(cls: type) -> None:
 
 if _COMPILED:
     check_apicall_layout(ApiCall)
+    # the C fast path (models/fastwire.h) copies this event, every field at its default
+    fast_init(ApiCall, ApiCall(  # type: ignore[name-defined]  # noqa: F821 (wire.pxd)
+        v=1, event_id="-", ts="-", account_id="-", access_path="api", client_ip="-",
+        model="-", features=(), input_tokens=0, output_tokens=0, status=200), _ip_ok_slow)
+
+
+def fast_path(payload):
+    """The compiled fast path alone: an ApiCall, or None where it declines (always
+    None in the pure build). For tests; :func:`decode` is the way in."""
+    return fast_decode(payload) if _COMPILED else None  # type: ignore[name-defined]  # noqa: F821
+
+
+def fast_path_strings() -> int:
+    """How many strings the compiled fast path keeps for reuse (0 in the pure build)."""
+    return fast_interned() if _COMPILED else 0  # type: ignore[name-defined]  # noqa: F821
 
 
 def decode(payload):
-    """:func:`models.contract.decode_api_call` (see there), without its interpreted frame."""
+    """:func:`models.contract.decode_api_call` (see there), without its interpreted frame.
+
+    Compiled, the commonest payload shape is read in C straight into an ApiCall
+    (models/fastwire.h); whatever it declines takes msgspec and :func:`finish`, and
+    what they decline the reference decoder."""
     if type(payload) is bytes and len(payload) <= MAX_PAYLOAD_BYTES:
+        if _COMPILED:
+            event = fast_decode(payload)  # type: ignore[name-defined]  # noqa: F821 (wire.pxd)
+            if event is not None:
+                return event
         try:
             event = _decode_wire(payload)
         except _WIRE_ERRORS:
