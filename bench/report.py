@@ -252,8 +252,9 @@ def render(res: dict[str, dict]) -> str:
              "machines more than that (the CPU column below): the read+orjson loop ran at "
              "300-480 thousand events/s on a 2-core Intel Xeon and at 560-640 thousand on a "
              "2-core AMD EPYC, where the engine ran at 67-83 and 60-72 thousand: the engine "
-             "/ loop ratio read 0.201 on the Xeon for nearly this code and reads 0.10-0.11 on "
-             "the EPYC. Each ratio lists its runs and reports their median, "
+             "/ loop ratio read 0.201 on the Xeon for nearly this code and 0.10-0.11 on "
+             "the EPYC, 0.115 there with the C decoding fast path (models/fastwire.h). "
+             "Each ratio lists its runs and reports their median, "
              "and the in-process ratios record how much CPU other processes used meanwhile. "
              "Sizes are given per row. Development runs use smaller sizes than the full ones "
              "below.", "", "![benchmarks](performance.png)", "",
