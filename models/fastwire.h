@@ -65,6 +65,11 @@ static const uint32_t exw_required =
     EXW_BIT(EXW_ACCESS_PATH) | EXW_BIT(EXW_CLIENT_IP) | EXW_BIT(EXW_MODEL) |
     EXW_BIT(EXW_FEATURES) | EXW_BIT(EXW_INPUT_TOKENS) | EXW_BIT(EXW_OUTPUT_TOKENS) |
     EXW_BIT(EXW_STATUS);
+/* fields that may be null (absent ones are null too: the prototype's default) */
+static const uint32_t exw_nullable =
+    EXW_BIT(EXW_ORG_ID) | EXW_BIT(EXW_API_KEY_ID) | EXW_BIT(EXW_ASN) | EXW_BIT(EXW_TLS) |
+    EXW_BIT(EXW_UA) | EXW_BIT(EXW_PAYMENT) | EXW_BIT(EXW_CREATED_AT) | EXW_BIT(EXW_TASK) |
+    EXW_BIT(EXW_PROMPT_SIMHASH) | EXW_BIT(EXW_COT) | EXW_BIT(EXW_LATENCY_MS);
 
 /* ------------------------------------------------------------ string tables */
 
@@ -509,6 +514,14 @@ static PyObject *exw_fast_decode(PyObject *payload)
         p = exw_ws(p + 1, end);
         if (p >= end)
             goto decline;
+        if (*p == 'n') {  /* no other value a field takes starts so */
+            if (!(exw_nullable & EXW_BIT(field)) || !exw_is_null(p, end))
+                goto decline;
+            p += 4;
+            Py_INCREF(Py_None);
+            values[field] = Py_None;
+            goto next;
+        }
         switch (field) {
         case EXW_V:
             if (*p != '1' || !exw_value_end(p + 1, end))
@@ -529,19 +542,8 @@ static PyObject *exw_fast_decode(PyObject *payload)
         case EXW_CREATED_AT:
         case EXW_MODEL:
         case EXW_TASK: {
-            int nullable = field == EXW_ORG_ID || field == EXW_API_KEY_ID || field == EXW_TLS ||
-                           field == EXW_UA || field == EXW_PAYMENT || field == EXW_CREATED_AT ||
-                           field == EXW_TASK || field == EXW_PROMPT_SIMHASH;
             Py_ssize_t lo = 1, hi = 128;
             int table = exw_field_table[field];
-            if (*p == 'n') {
-                if (!nullable || !exw_is_null(p, end))
-                    goto decline;
-                p += 4;
-                value = Py_None;
-                Py_INCREF(value);
-                break;
-            }
             p = exw_string(p, end, &s, &n);
             if (p == NULL)
                 goto decline;
@@ -665,14 +667,6 @@ static PyObject *exw_fast_decode(PyObject *payload)
         case EXW_OUTPUT_TOKENS:
         case EXW_STATUS: {
             long long v;
-            if (*p == 'n' && (field == EXW_ASN || field == EXW_LATENCY_MS)) {
-                if (!exw_is_null(p, end))
-                    goto decline;
-                p += 4;
-                value = Py_None;
-                Py_INCREF(value);
-                break;
-            }
             p = exw_count(p, end, &v);
             if (p == NULL)
                 goto decline;
@@ -688,14 +682,6 @@ static PyObject *exw_fast_decode(PyObject *payload)
         }
         case EXW_COT: {
             double v;
-            if (*p == 'n') {
-                if (!exw_is_null(p, end))
-                    goto decline;
-                p += 4;
-                value = Py_None;
-                Py_INCREF(value);
-                break;
-            }
             p = exw_decimal(p, end, &v);
             if (p == NULL || !(v >= 0.0 && v <= 1.0))
                 goto decline;
@@ -758,6 +744,7 @@ static PyObject *exw_fast_decode(PyObject *payload)
         if (value == NULL)
             goto error;
         values[field] = value;
+    next:
         p = exw_ws(p, end);
         if (p >= end)
             goto decline;
