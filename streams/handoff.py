@@ -66,7 +66,7 @@ from models.contract import ApiCall, ContractError, dead_letter, format_rfc3339
 from models.engine import DETECTOR_VERSION, Engine, EngineConfig
 from models.wire import decode as decode_event  # decode_api_call without its interpreted frame
 
-__all__ = ["Validator", "Reducer", "HandoffCall", "EventBatch", "alert_headers",
+__all__ = ["Validator", "Reducer", "Forwarded", "HandoffCall", "EventBatch", "alert_headers",
            "dead_letter_headers", "split_blob", "join_blob", "read_checkpoint",
            "checkpoint_format", "CheckpointError", "LoadedCheckpoint", "CHECKPOINT_FORMAT",
            "CHECKPOINT_LAYOUT", "DISCARD_REASONS", "REDUCER_FIELDS"]
@@ -202,6 +202,83 @@ class Validator:
         return _dumps({"k": "parts", "n": count})
 
 
+class Forwarded:
+    """Event batches this worker forwarded, held until its own reducer reads them back.
+
+    A worker that runs both stages need not decode its own events twice: when a
+    hand-off record the reducer reads is, byte for byte, one that stage 1 sent
+    from this process, the reducer takes the events stage 1 decoded
+    (:meth:`take`) instead of decoding the msgpack again. They are the events
+    the record holds (the record was written from them), and they keep stage
+    1's shared strings, whose hashes the engine's dicts have already met. Any
+    other record (another worker's, one read again after a restore, one
+    evicted) is decoded as before, so what the engine sees never depends on
+    this: the file replay, the reducer with and without it give the same
+    alerts (tests/streams/test_handoff.py).
+
+    Bounded: at most ``limit`` events are held; the oldest batches go first. A
+    batch whose events carried raw-text fields is not held (its events still
+    hold the placeholders, which the hand-off cuts off).
+
+    >>> sent = Forwarded(limit=3)
+    >>> sent.remember(b"batch-1", 0, [0, 1], ["e0", "e1"], 2)
+    >>> sent.remember(b"batch-2", 1, [5], ["e5"], None)
+    >>> sent.pending, sent.take(b"batch-1"), sent.pending
+    (3, (0, [0, 1], ['e0', 'e1'], 2), 1)
+    >>> sent.take(b"batch-1"), sent.take(b"batch-3"), (sent.hits, sent.misses)
+    (None, None, (1, 2))
+    >>> sent.remember(b"batch-4", 2, [0, 1, 2], ["a", "b", "c"], None)
+    >>> sent.pending, sent.evicted, sent.take(b"batch-2")
+    (3, 1, None)
+    """
+
+    # a record's length and last bytes find its entry (no hash over the whole record);
+    # the whole record is then compared
+    _TAIL = 48
+
+    def __init__(self, limit: int = 32_768) -> None:
+        self.limit = limit
+        self.pending = 0    # events held
+        self.hits = 0       # batches taken
+        self.misses = 0     # msgpack batches read that were not held
+        self.evicted = 0    # batches dropped unread (the oldest, past the limit)
+        self._held: dict[tuple[int, bytes], tuple[bytes, int, list[int], list, int | None]] = {}
+
+    def remember(self, value: bytes, partition: int, offsets: list[int], events: list,
+                 highwater: int | None) -> None:
+        """Hold ``events``, just sent in the batch record ``value``."""
+        held = self._held
+        key = (len(value), value[-self._TAIL:])
+        old = held.pop(key, None)
+        if old is not None:
+            self.pending -= len(old[3])
+        held[key] = (value, partition, offsets, events, highwater)
+        self.pending += len(events)
+        while self.pending > self.limit and held:
+            oldest = held.pop(next(iter(held)))
+            self.pending -= len(oldest[3])
+            self.evicted += 1
+
+    def clear(self) -> None:
+        """Hold nothing (the reducer read none of what is held for a while)."""
+        self.evicted += len(self._held)
+        self._held.clear()
+        self.pending = 0
+
+    def take(self, value: bytes) -> tuple[int, list[int], list, int | None] | None:
+        """The partition, offsets, events and high watermark of the batch record
+        ``value`` if it is held (and no longer held after this), else None."""
+        key = (len(value), value[-self._TAIL:])
+        entry = self._held.get(key)
+        if entry is None or entry[0] != value:
+            self.misses += 1
+            return None
+        del self._held[key]
+        self.pending -= len(entry[3])
+        self.hits += 1
+        return entry[1], entry[2], entry[3], entry[4]
+
+
 class Reducer:
     """Stage 2: the engine behind the hand-off topic.
 
@@ -217,11 +294,18 @@ class Reducer:
         self.handoff_next = 0                    # next hand-off offset to apply
         self.skipped = 0                         # re-forwarded records ignored
 
-    def apply(self, value: bytes, offset: int) -> list:
+    def apply(self, value: bytes, offset: int, forwarded: Forwarded | None = None) -> list:
+        """The engine's outputs for the hand-off record ``value`` at ``offset``; an
+        event batch held in ``forwarded`` (this process sent it) is not decoded."""
         if offset < self.handoff_next:
+            if forwarded is not None:
+                forwarded.take(value)  # applied already: not held any longer
             return []
         self.handoff_next = offset + 1
         if value[:1] != b"{":
+            held = forwarded.take(value) if forwarded is not None else None
+            if held is not None:
+                return self.apply_events(*held)
             batch = _decode_batch(value)
             return self.apply_events(batch.p, batch.o, batch.e, batch.hw)
         record = _loads(value)

@@ -46,6 +46,7 @@ from streams.config import Settings
 from streams.config import settings as load_settings
 from streams.handoff import (
     DISCARD_REASONS,
+    Forwarded,
     Reducer,
     Validator,
     alert_headers,
@@ -65,6 +66,11 @@ if not callable(getattr(_FaustConsumerThread, "_create_worker_consumer", None)):
     raise ImportError("this Faust release has no AIOKafkaConsumerThread._create_worker_consumer; "
                       "streams.worker._set_fetch_wait needs updating")
 BATCH_MAX = 5000
+# events stage 1 holds for this worker's own reducer (streams.handoff.Forwarded); while
+# this worker runs the engine, stage 1 waits (at most FORWARD_WAIT_S) rather than
+# run further ahead of it, so that its batches are still held when the reducer gets there
+FORWARDED_EVENTS = 32_768
+FORWARD_WAIT_S = 2.0
 IDLE_CHECK_S = 1.0
 
 
@@ -130,6 +136,8 @@ class WorkerState:
         self.settings = settings
         self.assigned_at: deque[float] = deque(maxlen=NAME_CLASH_ASSIGNMENTS)
         self.validator = Validator(settings.topic_events)
+        # event batches stage 1 sent, until this worker's reducer reads them back
+        self.forwarded = Forwarded(FORWARDED_EVENTS)
         self.reducer: Reducer | None = None
         self.reducer_ready = False
         self.restoring = False
@@ -409,6 +417,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         last_idle_check = 0.0
         try:
             while True:
+                await reducer_caught_up()
                 batches = await consumer.getmany(timeout_ms=200, max_records=BATCH_MAX)
                 if batches:
                     await announce_partitions(consumer)
@@ -424,6 +433,20 @@ def create_app(settings: Settings | None = None) -> faust.App:
             state.validate_consumer = None
             await consumer.stop()
 
+    async def reducer_caught_up() -> None:
+        """While this worker runs the engine and holds a full window of its own
+        forwarded events, wait (at most FORWARD_WAIT_S) for the reducer to read some."""
+        forwarded = state.forwarded
+        hits = forwarded.hits
+        waited = 0.0
+        while state.reducer_ready and forwarded.pending + BATCH_MAX > forwarded.limit:
+            if waited >= FORWARD_WAIT_S:
+                if forwarded.hits == hits:
+                    forwarded.clear()  # the reducer took none of them: stop holding them
+                return
+            await asyncio.sleep(0.005)
+            waited += 0.005
+
     async def validate_batches(consumer: AIOKafkaConsumer, batches: dict) -> None:
         started = time.perf_counter()
         dead_out: list = []
@@ -437,14 +460,18 @@ def create_app(settings: Settings | None = None) -> faust.App:
             records = [(m.offset, m.value) for m in messages]
             received += len(records)
             next_offset = records[-1][0] + 1
-            offsets, events, dead = state.validator.validate(p, records)
+            validator = state.validator
+            raw_before = validator.raw_text_dropped
+            offsets, events, dead = validator.validate(p, records)
             dead_out.extend(("dead_letter", rec) for _, rec in dead)
             hw = highwater_if_assigned(consumer, tp)
             if offsets:  # a batch of bad records only: the idle check reports the end
+                value = Validator.batch_record(p, offsets, events, hw)
+                if validator.raw_text_dropped == raw_before:
+                    state.forwarded.remember(value, p, offsets, events, hw)
                 # queued, not awaited one by one: the partitions' records go out in
                 # one produce request (one partition, so they keep their order)
-                sent.append(await _producer_send(
-                    app, handoff_name, None, Validator.batch_record(p, offsets, events, hw)))
+                sent.append(await _producer_send(app, handoff_name, None, value))
             state.forwarded_next[p] = next_offset
             commit[tp] = next_offset
         await publish(dead_out)
@@ -511,7 +538,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                         if msg.offset >= first_offset:
                             position = first_offset
                             break
-                        await publish(reducer.apply(msg.value, msg.offset))
+                        await publish(reducer.apply(msg.value, msg.offset, state.forwarded))
                         position = msg.offset + 1
             finally:
                 await consumer.stop()
@@ -610,7 +637,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             reducer = state.reducer
             assert reducer is not None
             started = time.perf_counter()
-            out = reducer.apply(msg.value, msg.offset)
+            out = reducer.apply(msg.value, msg.offset, state.forwarded)
             await publish(out)
             metrics.observe("exw_detect_batch_seconds", time.perf_counter() - started)
             if state.checkpoint_task is None and \
@@ -719,6 +746,12 @@ def gauges(state: WorkerState) -> dict[str, list[tuple[dict[str, str], float]]]:
         "exw_engine_owner": [({}, 1.0 if state.reducer_ready else 0.0)],
         "exw_checkpoint_bytes": [({}, float(state.checkpoint_bytes))],
         "exw_checkpoint_seconds": [({}, state.checkpoint_seconds)],
+        # event batches the reducer read: taken from this worker's stage 1 (not decoded
+        # again), decoded, and forwarded but dropped unread past the holding limit
+        "exw_handoff_batches_total": [
+            ({"read": "local"}, float(state.forwarded.hits)),
+            ({"read": "decoded"}, float(state.forwarded.misses)),
+            ({"read": "evicted"}, float(state.forwarded.evicted))],
     }
     reducer = state.reducer
     if reducer is not None and state.reducer_ready:

@@ -27,6 +27,7 @@ from streams.handoff import (
     DISCARD_REASONS,
     REDUCER_FIELDS,
     EventBatch,
+    Forwarded,
     HandoffCall,
     Reducer,
     Validator,
@@ -53,8 +54,9 @@ def _file_alerts(events, releases):
     return out + [rec for kind, rec in engine.flush() if kind == "alert"]
 
 
-def _handoff_records(events, partitions=3, batch=250):
-    """What stage 1 would forward: per-partition batches, bad lines dead-lettered."""
+def _handoff_records(events, partitions=3, batch=250, forwarded=None):
+    """What stage 1 would forward: per-partition batches, bad lines dead-lettered (each
+    batch also held in ``forwarded``, as the worker's stage 1 holds it for its reducer)."""
     lanes: list[list[tuple[int, bytes]]] = [[] for _ in range(partitions)]
     for line in events:
         try:
@@ -75,6 +77,8 @@ def _handoff_records(events, partitions=3, batch=250):
             offsets, calls, bad = validator.validate(p, chunk)
             dead.extend(bad)
             records.append(Validator.batch_record(p, offsets, calls, len(lanes[p])))
+            if forwarded is not None:
+                forwarded.remember(records[-1], p, offsets, calls, len(lanes[p]))
     return records, dead
 
 
@@ -101,11 +105,12 @@ def test_stages_give_the_file_replay_alerts_and_skip_re_forwarded_records(sim):
     assert [rec for kind, rec in out if kind == "alert"] == _file_alerts(events, releases)
 
 
-def _stages_alerts(records, releases):
+def _stages_alerts(records, releases, forwarded=None):
     reducer = Reducer("calls")
     for line in releases:
         reducer.engine.add_release(line)
-    out = [o for offset, value in enumerate(records) for o in reducer.apply(value, offset)]
+    out = [o for offset, value in enumerate(records)
+           for o in reducer.apply(value, offset, forwarded)]
     out.extend(reducer.engine.flush())
     return [rec for kind, rec in out if kind == "alert"]
 
@@ -119,6 +124,73 @@ def test_whole_second_timestamps_give_the_file_replay_alerts(sim):
     alerts = _file_alerts(whole, releases)
     assert alerts
     assert _stages_alerts(_handoff_records(whole)[0], releases) == alerts
+    # and with the reducer taking stage 1's own events (int epochs, not decoded again)
+    forwarded = Forwarded(limit=10**9)
+    records = _handoff_records(whole, forwarded=forwarded)[0]
+    assert _stages_alerts(records, releases, forwarded) == alerts
+    assert forwarded.hits == len(records) - 1 and forwarded.pending == 0
+
+
+@pytest.mark.parametrize("limit", [10**9, 600])
+def test_batches_held_from_stage_1_give_the_file_replay_alerts(sim, limit):
+    """The reducer takes the events its own stage 1 decoded (held in Forwarded) instead
+    of decoding the batch again; with a small limit, the batches evicted before the
+    reducer reaches them are decoded. Either way the alerts are the file replay's."""
+    events, releases = sim
+    forwarded = Forwarded(limit=limit)
+    records, _ = _handoff_records(events, forwarded=forwarded)
+    batches = len(records) - 1  # (the first record names the partition count)
+    held = forwarded.pending
+    if limit == 600:
+        assert forwarded.evicted > 0 and held <= 600
+    else:
+        assert forwarded.evicted == 0 and held == sum(
+            len(_decode(value).e) for value in records[1:])
+    taken = []
+    original = forwarded.take
+
+    def take(value):
+        got = original(value)
+        taken.append(got is not None)
+        return got
+
+    forwarded.take = take
+    assert _stages_alerts(records, releases, forwarded) == _file_alerts(events, releases)
+    assert len(taken) == batches
+    assert sum(taken) == forwarded.hits == batches - forwarded.evicted
+    assert forwarded.pending == 0 and forwarded.misses == forwarded.evicted
+
+
+def _decode(value):
+    return msgspec.msgpack.decode(value, type=EventBatch)
+
+
+def test_a_held_batch_is_used_only_for_the_very_same_record(sim):
+    """A record that differs from the held one in any byte (another high watermark, an
+    event changed) is decoded, not taken from what stage 1 holds."""
+    events, _ = sim
+    validator = Validator("calls")
+    offsets, calls, _ = validator.validate(0, list(enumerate(events[:300])))
+    value = Validator.batch_record(0, offsets, calls, 1000)
+    forwarded = Forwarded()
+    forwarded.remember(value, 0, offsets, calls, 1000)
+    other_hw = Validator.batch_record(0, offsets, calls, 1001)
+    changed = Validator.batch_record(
+        0, offsets, [msgspec.structs.replace(calls[0], input_tokens=calls[0].input_tokens + 1),
+                     *calls[1:]], 1000)
+    assert len(changed) == len(value) and changed[-48:] == value[-48:]  # same key, other bytes
+    for different in (other_hw, changed):
+        reducer = Reducer("calls")
+        reducer.apply(different, 0, forwarded)
+        assert forwarded.hits == 0 and forwarded.pending == len(calls)
+    assert forwarded.misses == 2
+    reducer = Reducer("calls")
+    reducer.apply(value, 0, forwarded)
+    assert forwarded.hits == 1 and forwarded.pending == 0
+    # the reducer holds stage 1's very objects (and so its shared strings)
+    assert reducer.engine.buffered_events() + reducer.engine.applied_events() == len(calls)
+    buffered = reducer.engine._buffer
+    assert buffered and {id(ev) for ev in buffered} <= {id(ev) for ev in calls}
 
 
 def test_batches_written_by_an_older_release_are_still_applied(sim):
@@ -170,11 +242,17 @@ def test_a_hand_off_event_is_an_apicall_with_its_slots():
     assert not set(HandoffCall.__struct_fields__) & set(vars(HandoffCall))
 
 
-def test_a_checkpoint_restored_mid_stream_gives_the_same_alerts(sim):
+@pytest.mark.parametrize("held", [False, True])
+def test_a_checkpoint_restored_mid_stream_gives_the_same_alerts(sim, held):
+    """With or without stage 1's events held for the reducer (a checkpoint then pickles
+    ApiCalls in the lateness buffer, not hand-off events)."""
     events, releases = sim
     records, _ = _handoff_records(events)
 
     def run(checkpoint_at=None):
+        forwarded = Forwarded(limit=10**9) if held else None
+        if forwarded is not None:
+            _handoff_records(events, forwarded=forwarded)
         reducer = Reducer("calls")
         for line in releases:
             reducer.engine.add_release(line)
@@ -191,12 +269,17 @@ def test_a_checkpoint_restored_mid_stream_gives_the_same_alerts(sim):
                 assert loaded.reducer is not None and loaded.reducer is not reducer
                 assert loaded.reducer.handoff_next == reducer.handoff_next == offset
                 reducer = loaded.reducer
-            out.extend(reducer.apply(value, offset))
-            out.extend(reducer.apply(value, offset))  # a repeated hand-off record is ignored
+            out.extend(reducer.apply(value, offset, forwarded))
+            # a repeated hand-off record is ignored
+            out.extend(reducer.apply(value, offset, forwarded))
         out.extend(reducer.engine.flush())
+        if forwarded is not None:
+            assert forwarded.hits == len(records) - 1 and forwarded.pending == 0
         return [rec for kind, rec in out if kind == "alert"]
 
     assert run(len(records) // 2) == run()
+    if held:
+        assert run() == _file_alerts(events, releases)
 
 
 def test_a_corrupt_checkpoint_is_refused():
