@@ -9,6 +9,11 @@ Produces a simulated scenario to a fresh topic, then measures:
     once as a static group member (EXW_GROUP_INSTANCE_ID, as docker-compose.yml runs
     it: the restart takes its partitions back at once) and once without (it waits
     for the dead member's 10 s session to time out).
+Each run also records the CPU time per event of the bare consumer (this process)
+and of the worker process over its processing span (from /proc), and their ratio:
+a shared machine moves wall-clock rates by 10-40% between runs, CPU time less.
+``--worker-env NAME=VALUE`` (repeatable) adds to the worker's environment, to
+compare settings side by side.
 
 The bare consumer and the worker alternate ``--repeats`` times (default 3), each
 worker run in groups of its own; the medians are reported, with every run (on a
@@ -57,7 +62,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def bare_consumer(bootstrap: str, topic: str, partitions: int, expected: int) -> float:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (its children not)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bare_consumer(bootstrap: str, topic: str, partitions: int, expected: int
+                        ) -> tuple[float, float]:
+    """Wall and CPU seconds to read and decode ``expected`` records."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
@@ -68,6 +84,7 @@ async def bare_consumer(bootstrap: str, topic: str, partitions: int, expected: i
         loads = orjson.loads
         n = 0
         started = time.perf_counter()
+        cpu = time.process_time()
         while n < expected:
             batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
             for records in batches.values():
@@ -77,7 +94,7 @@ async def bare_consumer(bootstrap: str, topic: str, partitions: int, expected: i
                     except orjson.JSONDecodeError:
                         pass
                     n += 1
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
     finally:
         await consumer.stop()
 
@@ -88,7 +105,7 @@ def _metric(port: int, name: str) -> float:
             body = r.read()
     except OSError:
         return -1.0
-    match = re.search(rb"^" + name.encode() + rb" ([0-9.e+]+)$", body, re.M)
+    match = re.search(rb"^" + re.escape(name.encode()) + rb" ([0-9.e+]+)$", body, re.M)
     return float(match.group(1)) if match else -1.0
 
 
@@ -124,12 +141,14 @@ def run_worker(env: dict, expected: int, kill_at: float | None = None,
             time.sleep(0.05)
         result["launch_to_ready_s"] = time.perf_counter() - launched
         first = None
+        cpu_first = float("nan")
         while True:
             valid = _metric(port, "exw_events_processed_total") + \
                 _metric(port, "exw_events_buffered")
             held = valid + (_dead(port) if count_dead else 0)
             if first is None and held > 0:
                 first = time.perf_counter()
+                cpu_first = _cpu_s(proc.pid)
             if kill_at is not None and held >= expected * kill_at:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
@@ -144,6 +163,12 @@ def run_worker(env: dict, expected: int, kill_at: float | None = None,
                 break
             time.sleep(0.05)
         done = time.perf_counter()
+        # the worker's own CPU time over the same span (its forked checkpoint children not)
+        result["processing_cpu_s"] = _cpu_s(proc.pid) - cpu_first
+        # hand-off batches its reducer took from its own stage 1, decoded, or saw evicted
+        result["handoff_batches"] = {
+            read: _metric(port, f'exw_handoff_batches_total{{read="{read}"}}')
+            for read in ("local", "decoded", "evicted")}
         result["valid"] = valid
         result["processing_s"] = done - (first or done)
         result["launch_to_done_s"] = done - launched
@@ -164,7 +189,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3,
                         help="alternating runs of the bare consumer and the worker (medians)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment of the worker runs (to compare settings, "
+                             "e.g. an allocator's); recorded with the result")
     args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.worker_env)
     bootstrap = os.environ.get("EXW_KAFKA_BOOTSTRAP")
     if not bootstrap:
         print("set EXW_KAFKA_BOOTSTRAP (make kafka-up)", file=sys.stderr)
@@ -180,7 +209,7 @@ def main() -> int:
     total = int(produced["events"])
 
     def env_for(app: str) -> dict:
-        env = dict(os.environ)
+        env = dict(os.environ, **extra_env)
         env.update({"EXW_KAFKA_BOOTSTRAP": bootstrap, "EXW_APP_ID": f"{prefix}{app}",
                     "EXW_TOPIC_EVENTS": topic, "EXW_TOPIC_RELEASES": releases,
                     "EXW_TOPIC_ALERTS": f"{prefix}alerts-{app}",
@@ -193,15 +222,24 @@ def main() -> int:
     expected = total
     runs = []
     for i in range(args.repeats):
-        bare_s = asyncio.run(bare_consumer(bootstrap, topic, args.partitions, total))
+        bare_s, bare_cpu_s = asyncio.run(bare_consumer(bootstrap, topic, args.partitions, total))
         worker = run_worker(env_for(f"run{i}"), expected)
         run = {"bare_consumer_events_per_s": round(total / bare_s),
                "worker_events_per_s": round(expected / worker["processing_s"]),
-               "worker_launch_to_ready_s": round(worker["launch_to_ready_s"], 2)}
+               "worker_launch_to_ready_s": round(worker["launch_to_ready_s"], 2),
+               # CPU per event: less moved by other tenants of a shared machine than rates
+               "bare_consumer_cpu_us_per_event": round(1e6 * bare_cpu_s / total, 2),
+               "worker_cpu_us_per_event": round(1e6 * worker["processing_cpu_s"] / expected, 2),
+               "handoff_batches": worker["handoff_batches"]}
         run["ratio"] = round(run["worker_events_per_s"] / run["bare_consumer_events_per_s"], 4)
+        run["cpu_ratio"] = round(run["bare_consumer_cpu_us_per_event"]
+                                 / run["worker_cpu_us_per_event"], 4)
         runs.append(run)
-        print(f"  run {i + 1}/{args.repeats}: bare {run['bare_consumer_events_per_s']:,}/s, "
-              f"worker {run['worker_events_per_s']:,}/s, ratio {run['ratio']:.3f}", flush=True)
+        print(f"  run {i + 1}/{args.repeats}: bare {run['bare_consumer_events_per_s']:,}/s "
+              f"({run['bare_consumer_cpu_us_per_event']} us CPU/event), worker "
+              f"{run['worker_events_per_s']:,}/s ({run['worker_cpu_us_per_event']} us), "
+              f"ratio {run['ratio']:.3f} (by CPU {run['cpu_ratio']:.3f}); hand-off batches "
+              f"{run['handoff_batches']}", flush=True)
     crash = run_worker(dict(env_for("crash"), EXW_GROUP_INSTANCE_ID="bench-{hostname}"),
                        int(worker["valid"]), kill_at=0.5, count_dead=False)
     crash_dynamic = run_worker(env_for("crash-dynamic"), int(worker["valid"]), kill_at=0.5,
@@ -212,6 +250,10 @@ def main() -> int:
         "bare_consumer_events_per_s": round(median(r["bare_consumer_events_per_s"] for r in runs)),
         "worker_events_per_s": round(median(r["worker_events_per_s"] for r in runs)),
         "ratio": round(median(r["ratio"] for r in runs), 4),
+        "bare_consumer_cpu_us_per_event": median(r["bare_consumer_cpu_us_per_event"] for r in runs),
+        "worker_cpu_us_per_event": median(r["worker_cpu_us_per_event"] for r in runs),
+        "cpu_ratio": round(median(r["cpu_ratio"] for r in runs), 4),
+        "worker_env": extra_env,
         "worker_launch_to_ready_s": round(median(r["worker_launch_to_ready_s"] for r in runs), 2),
         "restart_to_ready_after_kill9_s": round(crash.get("restart_to_ready_s", float("nan")), 2),
         "restart_to_ready_after_kill9_dynamic_s": round(
@@ -225,6 +267,9 @@ def main() -> int:
     print(f"worker (end to end)          {result['worker_events_per_s']:,} events/s")
     print(f"ratio worker/bare            {result['ratio']} (median of {len(runs)} runs; "
           f"rates are medians too)")
+    print(f"CPU per event                bare {result['bare_consumer_cpu_us_per_event']} us, "
+          f"worker {result['worker_cpu_us_per_event']} us: ratio {result['cpu_ratio']} "
+          f"(median of runs)")
     print(f"worker launch to ready       {result['worker_launch_to_ready_s']} s")
     print(f"restart to ready (kill -9)   {result['restart_to_ready_after_kill9_s']} s as a static "
           f"member, {result['restart_to_ready_after_kill9_dynamic_s']} s without")
