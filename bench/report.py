@@ -99,6 +99,20 @@ def rows_for(name: str, r: dict) -> list[tuple[str, str, str]]:
             out.append(("ratio worker / bare consumer, each run",
                         ", ".join(f"{x['ratio']:.3f}" for x in runs),
                         f"{size}; median of {len(runs)} alternating runs"))
+        if "cpu_ratio" in r:
+            out += [
+                ("CPU per event: bare consumer / worker",
+                 f"{r['bare_consumer_cpu_us_per_event']:.2f} / {r['worker_cpu_us_per_event']:.2f} us",
+                 f"{size}; medians"),
+                ("ratio by CPU time (bare CPU per event / worker CPU per event), each run",
+                 f"{r['cpu_ratio']} (" + ", ".join(f"{x['cpu_ratio']:.3f}" for x in runs) + ")",
+                 f"{size}; less moved by other tenants than the rates"),
+            ]
+        handoff = [x["handoff_batches"] for x in runs if "handoff_batches" in x]
+        if handoff:
+            out.append(("hand-off batches the reducer took from its own stage 1 / decoded",
+                        ", ".join(f"{h['local']:.0f}/{h['decoded']:.0f}" for h in handoff),
+                        f"{size}; each run (streams.handoff.Forwarded)"))
         out += [
             ("worker launch to ready", f"{r['worker_launch_to_ready_s']} s", size),
             ("restart to ready after kill -9"
