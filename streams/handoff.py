@@ -216,9 +216,11 @@ class Forwarded:
     this: the file replay, the reducer with and without it give the same
     alerts (tests/streams/test_handoff.py).
 
-    Bounded: at most ``limit`` events are held; the oldest batches go first. A
-    batch whose events carried raw-text fields is not held (its events still
-    hold the placeholders, which the hand-off cuts off).
+    Bounded: at most ``limit`` events are held; the oldest batches go first. The
+    worker does not hold a batch whose events carried raw-text fields: their
+    placeholders, which the hand-off cuts off, would reach the engine. Events
+    whose timestamps have whole seconds keep an int epoch here where the
+    hand-off gives a float, as in the file replay; the alerts are the same.
 
     >>> sent = Forwarded(limit=3)
     >>> sent.remember(b"batch-1", 0, [0, 1], ["e0", "e1"], 2)
