@@ -270,15 +270,23 @@ class Forwarded:
     def take(self, value: bytes) -> tuple[int, list[int], list, int | None] | None:
         """The partition, offsets, events and high watermark of the batch record
         ``value`` if it is held (and no longer held after this), else None."""
+        entry = self.forget(value)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry[1], entry[2], entry[3], entry[4]
+
+    def forget(self, value: bytes) -> tuple | None:
+        """Stop holding the batch record ``value`` (one applied already), uncounted;
+        its entry, or None if it was not held."""
         key = (len(value), value[-self._TAIL:])
         entry = self._held.get(key)
         if entry is None or entry[0] != value:
-            self.misses += 1
             return None
         del self._held[key]
         self.pending -= len(entry[3])
-        self.hits += 1
-        return entry[1], entry[2], entry[3], entry[4]
+        return entry
 
 
 class Reducer:
@@ -301,7 +309,7 @@ class Reducer:
         event batch held in ``forwarded`` (this process sent it) is not decoded."""
         if offset < self.handoff_next:
             if forwarded is not None:
-                forwarded.take(value)  # applied already: not held any longer
+                forwarded.forget(value)  # applied already: not held any longer
             return []
         self.handoff_next = offset + 1
         if value[:1] != b"{":
