@@ -141,6 +141,27 @@ def _wait_processed(workers: list[Worker], expected: int, timeout_s: float = 240
     raise AssertionError("workers did not finish in time:\n" + "\n".join(w.tail() for w in workers))
 
 
+def _wait_shared(workers: list[Worker], expected: int, timeout_s: float = 240) -> list[Worker]:
+    """Until every worker is ready with event partitions of its own (the group has
+    settled: a worker that joins late moves partitions, and the engine may move
+    with them) and one of them runs the engine on ``expected`` events; then the
+    workers that run the engine, read again after the outputs have settled."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for w in workers:
+            assert w.proc.poll() is None, f"worker exited early:\n{w.tail()}"
+        states = [orjson.loads(body) if status in (200, 503) and body else {}
+                  for status, body in (w.get("/readyz") for w in workers)]
+        owners = [w for w in workers if w.metric("exw_engine_owner") == 1.0]
+        if all(s.get("ready") and s.get("events_partitions", 0) > 0 for s in states) and \
+                len(owners) == 1 and owners[0].metric("exw_events_processed_total") + \
+                owners[0].metric("exw_events_buffered") >= expected:
+            time.sleep(3)  # let the last publications land
+            return [w for w in workers if w.metric("exw_engine_owner") == 1.0]
+        time.sleep(1)
+    raise AssertionError("workers did not settle in time:\n" + "\n".join(w.tail() for w in workers))
+
+
 def _valid_count(file_replay: dict, total_lines: int) -> int:
     """Events the live engine holds once it has read everything (applied, or in
     the lateness buffer: nothing after the last events moves event time on)."""
@@ -254,20 +275,26 @@ def test_four_partitions_give_the_file_replay_alerts(four_partitions, file_repla
     assert len(baseline) >= len(replayed) - 2
 
 
-@pytest.mark.parametrize("names", [None, ("exw-a", "exw-b")], ids=["dynamic", "static"])
+@pytest.mark.parametrize(("names", "late"), [(None, False), (("exw-a", "exw-b"), False),
+                                             (None, True)], ids=["dynamic", "static", "late"])
 def test_two_workers_count_each_event_once_and_raise_the_same_alerts(
-        kafka_bootstrap, four_partitions, names):
-    # (and as static group members, each under a name of its own)
+        kafka_bootstrap, four_partitions, names, late):
+    # (and as static group members, each under a name of its own; and with the
+    # second worker joining only once the first has read everything: the group
+    # rebalances, and the engine may move to the newcomer, which restores it)
     prefix, tmp = four_partitions["prefix"], four_partitions["tmp"]
     app = "pair" if names is None else "pair-static"
+    app += "-late" if late else ""
     env = _env(prefix, kafka_bootstrap, tmp, app)
     env2 = dict(env, EXW_WEB_PORT=str(_free_port()), EXW_DATA_DIR=str(tmp / f"data-{app}-2"))
     if names is not None:
         env["EXW_GROUP_INSTANCE_ID"], env2["EXW_GROUP_INSTANCE_ID"] = names
-    workers = [Worker(env, tmp / f"{app}-1.log"), Worker(env2, tmp / f"{app}-2.log")]
+    workers = [Worker(env, tmp / f"{app}-1.log")]
     try:
-        _wait_processed(workers, four_partitions["expected"])
-        owners = [w for w in workers if w.metric("exw_engine_owner") == 1.0]
+        if late:
+            _wait_processed(workers, four_partitions["expected"])
+        workers.append(Worker(env2, tmp / f"{app}-2.log"))
+        owners = _wait_shared(workers, four_partitions["expected"])
         assert len(owners) == 1, "exactly one worker runs the engine"
         # every event counted once in state: the engine holds exactly the valid events
         assert owners[0].metric("exw_events_processed_total") + \
