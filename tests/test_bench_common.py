@@ -18,10 +18,20 @@ def _spin(seconds: float) -> None:
 
 
 def test_own_work_is_not_counted_as_other_load() -> None:
-    with OtherLoad() as other:
-        _spin(0.6)
-    # this process kept one core busy the whole time; none of it is "other"
-    assert other.cores < 0.5
+    # this process keeps one core busy; none of it is "other". Each try compares with a
+    # quiet window just before, since other processes on a shared host (a test run
+    # beside this one failed it once) load both alike; were this process's own work
+    # counted, every try would read about one core more than its quiet window
+    readings = []
+    for _ in range(3):
+        with OtherLoad() as quiet:
+            time.sleep(0.6)
+        with OtherLoad() as other:
+            _spin(0.6)
+        readings.append((quiet.cores, other.cores))
+        if other.cores < quiet.cores + 0.5:
+            break
+    assert other.cores < quiet.cores + 0.5, readings
 
 
 def test_another_busy_process_is_counted() -> None:
