@@ -25,6 +25,7 @@ cdef class AccountState:
     cdef public object cluster
     cdef public double cohort_t, cohort
     cdef public bint in_sample
-    cdef public long long pivot_n
+    cdef public double rel_t
+    cdef public long long rel_n, rel_new
     cdef public object link_keys
     cdef public double keys_t

@@ -81,7 +81,7 @@ class AccountState:
         "tasks", "templates", "proxies", "main_proxy", "main_count",
         "tick", "scored_t", "tick_models", "last_event_id", "recent_t",
         "score", "features", "suspect", "cluster", "cohort_t", "cohort", "in_sample",
-        "pivot_n", "link_keys", "keys_t",
+        "rel_t", "rel_n", "rel_new", "link_keys", "keys_t",
     )
 
     def __init__(self, account_id: str, org_id: str | None, t: float) -> None:
@@ -131,7 +131,12 @@ class AccountState:
         self.cohort_t = _NEVER
         self.cohort = 0.0
         self.in_sample = False  # learns the cohort and the population baselines
-        self.pivot_n = 0
+        # calls since the latest model release (at rel_t), and those to the released
+        # model: the pivot test sums them over a cluster's members, calls made before
+        # an account joined the cluster included
+        self.rel_t = _NEVER
+        self.rel_n = 0
+        self.rel_new = 0
         self.link_keys: list | None = None  # cached per scoring
         self.keys_t = _NEVER
 
@@ -140,8 +145,10 @@ class AccountState:
         # between them): the field values in __slots__ order
         return _restore_account, (field_values(self, _FIELDS),)
 
-    def observe(self, ev, template_id: int | None, proxy_key: str) -> None:
-        """Count one API call (already decoded and in event-time order).
+    def observe(self, ev, template_id: int | None, proxy_key: str,
+                release: tuple[str, float] | None = None) -> None:
+        """Count one API call (already decoded and in event-time order); ``release``
+        is the latest model release (model, time) as of the current tick's start.
 
         The engine runs an inlined copy of this method on its per-event path
         (``Engine._apply``): change both together.
@@ -200,6 +207,13 @@ class AccountState:
         models = self.tick_models
         if models is not None:  # only kept for accounts inside an alerted cluster
             models[ev.model] = models.get(ev.model, 0) + 1
+        if release is not None:
+            if self.rel_t != release[1]:
+                self.rel_t = release[1]
+                self.rel_n = self.rel_new = 0
+            self.rel_n += 1
+            if ev.model == release[0]:
+                self.rel_new += 1
         if ev.account_created_t is not None:
             self.created_t = ev.account_created_t
         self.last_event_id = ev.event_id

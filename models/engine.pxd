@@ -28,7 +28,7 @@ cdef class Engine:
     cdef public dict _dedup
     cdef public object _next_tick
     cdef public Py_ssize_t _tick_index
-    cdef public object _tick_active, _unscored, _tick_models, _stream_start
+    cdef public object _tick_active, _unscored, _tick_models, _tick_release, _stream_start
     cdef public dict _accounts
     cdef public object _suspects, _payments, _payment_accounts, _proxy_stats, _payment_stats
     cdef public object _pop_tasks, _models_first_seen, _releases, _explicit_releases
@@ -62,7 +62,8 @@ cdef class Engine:
     @cython.locals(ev=ApiCallSlots, acc=AccountState, group=GroupState, templates=TemplateIndex, t=cython.double,
                    lg=cython.double, accounts=dict, member_episode=dict, egress_cache=dict,
                    proxy_stats=dict, payment_stats=dict, unscored=dict, models=dict,
-                   models_first_seen=dict, pop_tasks=dict, tick_active=list, mix=dict)
+                   models_first_seen=dict, pop_tasks=dict, tick_active=list, mix=dict,
+                   rel_t=cython.double)
     cpdef _apply(self, events)
 
     @cython.locals(acc=AccountState, interval=cython.double, due=list, cluster_models=dict)
@@ -100,6 +101,7 @@ cdef class Engine:
     @cython.locals(acc=AccountState, samples=list)
     cpdef list _samples(self, account_ids)
 
-    @cython.locals(acc=AccountState, accounts=dict, movers=dict)
+    @cython.locals(acc=AccountState, accounts=dict, movers=dict, new=cython.longlong,
+                   total=cython.longlong, release_t=cython.double)
     cpdef _check_pivots(self, double now, tuple release, dict cluster_models, dict population,
                         list out)

@@ -66,7 +66,7 @@ from models.contract import (
 from models.egress import EgressKeyer
 from models.evidence import explain_cluster
 from models.linking import link_components
-from models.pivot import PivotDetector
+from models.pivot import PivotWatch
 from models.ranking import ranked
 from models.templates import TemplateIndex
 from models.wire import decode as decode_event
@@ -261,6 +261,9 @@ class Engine:
         self._tick_active: list[AccountState] = []
         self._unscored: dict[str, AccountState] = {}
         self._tick_models: dict[str, int] = {}
+        # the latest model release (model, time) as of the current tick's start: each
+        # account counts its calls since then, and those to that model
+        self._tick_release: tuple[str, float] | None = None
         self._stream_start: float | None = None
         self._accounts: dict[str, AccountState] = {}
         self._suspects: dict[str, AccountState] = {}
@@ -288,7 +291,7 @@ class Engine:
         # open episode id -> owners of its members evicted while idle (their ids stay
         # in the episode and in _member_episode, their state goes)
         self._gone_owners: dict[str, set[str]] = {}
-        self._pivot_tests: dict[tuple[str, str], PivotDetector] = {}
+        self._pivot_tests: dict[tuple[str, str], PivotWatch] = {}
         self._pivot_episodes: dict[tuple[str, str], AlertEpisode] = {}
         self._cot_tests: dict[str, drift.PageHinkley] = {}
         self._cluster_view: dict[str, dict[str, Any]] = {}
@@ -605,6 +608,12 @@ class Engine:
         log1p = math.log1p
         max_templates = 2 * MAX_TEMPLATES
         max_proxies = 2 * MAX_PROXIES
+        release = self._tick_release
+        rel_model = None
+        rel_t = 0.0
+        if release is not None:
+            rel_model = release[0]
+            rel_t = release[1]
         for ev in events:
             account_id = ev.account_id
             t = ev.t
@@ -694,6 +703,13 @@ class Engine:
             cluster_models = acc.tick_models
             if cluster_models is not None:  # only kept for accounts inside an alerted cluster
                 cluster_models[model] = cluster_models.get(model, 0) + 1
+            if rel_model is not None:
+                if acc.rel_t != rel_t:
+                    acc.rel_t = rel_t
+                    acc.rel_n = acc.rel_new = 0
+                acc.rel_n += 1
+                if model == rel_model:
+                    acc.rel_new += 1
             if ev.account_created_t is not None:
                 acc.created_t = ev.account_created_t
             acc.last_event_id = ev.event_id
@@ -773,7 +789,7 @@ class Engine:
             del self._unscored[acc.account_id]
             self._score_account(acc, boundary)
         cluster_models: dict[str, dict[str, int]] = {}
-        pivot_model = self._current_release(boundary)
+        pivot_model = self._tick_release = self._current_release(boundary)
         for acc in active:
             models = acc.tick_models
             if models is None:
@@ -785,8 +801,6 @@ class Engine:
                     into = cluster_models[ep_id] = {}
                 for model, count in models.items():
                     into[model] = into.get(model, 0) + count
-                if pivot_model is not None:
-                    acc.pivot_n += models.get(pivot_model[0], 0)
                 episode = self._episodes.get(ep_id)
                 if episode is not None:
                     episode.last_active_t = max(episode.last_active_t, acc.last_t)
@@ -1264,21 +1278,28 @@ class Engine:
             key = (ep_id, model)
             test = self._pivot_tests.get(key)
             if test is None:
-                test = self._pivot_tests[key] = PivotDetector(
+                test = self._pivot_tests[key] = PivotWatch(
                     min_excess=cfg.pivot_min_excess, ratio=cfg.pivot_ratio,
                     min_events=cfg.pivot_min_events)
-            counts = cluster_models.get(ep_id, {})
-            new, total = counts.get(model, 0), sum(counts.values())
-            # the population baseline excludes the cluster itself
-            pivoting = test.update(new, total, pop_new - new, pop_total - total)
-            pivot = self._pivot_episodes.get(key)
-            if not pivoting and pivot is None:
-                continue
+            # the members' calls since the release, those they made before they joined
+            # included (models.pivot.PivotWatch: the view besides this tick's calls)
+            new = total = 0
             movers = {}
             for a, member_score in episode.members.items():
                 acc = accounts.get(a)
-                if acc is not None and acc.pivot_n > 0:
-                    movers[a] = member_score
+                if acc is not None and acc.rel_t == release_t:
+                    new += acc.rel_new
+                    total += acc.rel_n
+                    if acc.rel_new > 0:
+                        movers[a] = member_score
+            # the members' calls of this tick; the population baseline excludes them
+            counts = cluster_models.get(ep_id, {})
+            own_new, own_total = counts.get(model, 0), sum(counts.values())
+            pivoting = test.update(own_new, own_total, new, total, pop_new - own_new,
+                                   pop_total - own_total)
+            pivot = self._pivot_episodes.get(key)
+            if not pivoting and pivot is None:
+                continue
             if pivot is None:
                 pivot = AlertEpisode.open("pivot", ep_id, release_t, "cluster", scope=model)
                 pivot.entity_id = episode.entity_id
@@ -1414,7 +1435,7 @@ class Engine:
         episode.last_emit_t = now
 
     def _emit_pivot(self, pivot: AlertEpisode, cluster: AlertEpisode, model: str, release_t: float,
-                    test: PivotDetector | None, now: float, out: list) -> None:
+                    test: PivotWatch | None, now: float, out: list) -> None:
         hours = (now - release_t) / 3600.0
         evidence = []
         if test is not None:
@@ -1495,7 +1516,8 @@ _FIELDS = (
     "config", "stats", "_lateness_s", "_max_future_s", "_dedup_horizon_s", "_max_t",
     "_watermark", "_partitions", "_partition_max", "_idle", "_deferring", "_buffer",
     "_tail_t", "_tail_id", "_unsorted", "_due_from", "_due_at", "_dedup", "_next_tick",
-    "_tick_index", "_tick_active", "_unscored", "_tick_models", "_stream_start", "_accounts",
+    "_tick_index", "_tick_active", "_unscored", "_tick_models", "_tick_release", "_stream_start",
+    "_accounts",
     "_suspects", "_payments", "_payment_accounts", "_proxy_stats", "_payment_stats",
     "_pop_tasks", "_models_first_seen", "_releases", "_explicit_releases", "_templates",
     "_egress", "_applied", "_scorer", "_cluster_scorer", "_cohort", "_baseline_sums",

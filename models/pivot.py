@@ -23,7 +23,7 @@ from collections import deque
 
 from river import drift
 
-__all__ = ["PivotDetector"]
+__all__ = ["PivotDetector", "PivotWatch"]
 
 
 class PivotDetector:
@@ -73,10 +73,20 @@ class PivotDetector:
             self._test.update(0.0)
         self._window: deque[tuple[int, int, int, int]] = deque(maxlen=window_ticks)
         self._changed = False
+        self._new_seen = self._total_seen = 0
         self.share = 0.0
         self.population_share = 0.0
         self.events = 0
         self.z = 0.0
+
+    def update_totals(self, new_total: int, total: int, population_new: int,
+                      population_total: int) -> bool:
+        """:meth:`update` from the cluster's running totals since the release (this
+        tick's part is what they grew by; a total that shrank, members gone, adds 0)."""
+        new = max(0, new_total - self._new_seen)
+        calls = max(new, total - self._total_seen)
+        self._new_seen, self._total_seen = new_total, total
+        return self.update(new, calls, population_new, population_total)
 
     def update(self, new: int, total: int, population_new: int, population_total: int) -> bool:
         """Feed one tick of counts; return True while a pivot is established."""
@@ -103,3 +113,56 @@ class PivotDetector:
             and self.share >= self.ratio * self.population_share
             and self.z >= self.min_z
         )
+
+
+class PivotWatch:
+    """Two views of one cluster's move to a released model, each a :class:`PivotDetector`.
+
+    ``active`` takes the calls the cluster's members made in the tick: what the cluster
+    does now. ``joined`` takes its members' calls since the release, those a member made
+    before it joined included (a tick adds what the totals grew by): a campaign's
+    accounts call in bursts hours apart, and the ones that move first are often the ones
+    the cluster is only now linking. A joiner's older calls on the old model slow that
+    view down; the first view has none. A pivot is established while either view
+    establishes one; ``share``, ``population_share``, ``z`` and ``events`` are those of
+    the view reported (one that fires, the larger share first, ``active`` on a tie).
+
+    >>> watch = PivotWatch(min_events=20)
+    >>> [watch.update(0, 40, 0, 40 * (i + 1), 10, 1000) for i in range(3)]
+    [False, False, False]
+    >>> watch.update(0, 5, 45, 180, 10, 1000), watch.lead is watch.joined  # joiners moved
+    (True, True)
+    """
+
+    def __init__(self, **params: float) -> None:
+        self.active = PivotDetector(**params)  # type: ignore[arg-type]
+        self.joined = PivotDetector(**params)  # type: ignore[arg-type]
+        self.lead = self.active
+
+    def update(self, tick_new: int, tick_total: int, new_total: int, total: int,
+               population_new: int, population_total: int) -> bool:
+        """One tick: the members' calls in it, their totals since the release, and
+        the population's calls in it (without the cluster's)."""
+        now = self.active.update(tick_new, tick_total, population_new, population_total)
+        joined = self.joined.update_totals(new_total, total, population_new, population_total)
+        if now != joined:
+            self.lead = self.active if now else self.joined
+        else:
+            self.lead = self.joined if self.joined.share > self.active.share else self.active
+        return now or joined
+
+    @property
+    def share(self) -> float:
+        return self.lead.share
+
+    @property
+    def population_share(self) -> float:
+        return self.lead.population_share
+
+    @property
+    def z(self) -> float:
+        return self.lead.z
+
+    @property
+    def events(self) -> int:
+        return self.lead.events

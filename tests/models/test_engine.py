@@ -125,6 +125,13 @@ def test_inlined_per_event_accounting_matches_account_observe_and_aggregate_upda
     simulate("small", 5, tmp_path, hours=3.0)
     # no tick runs, so no account is folded: the pending sums stay comparable
     engine = Recording(EngineConfig(tick_s=1e9))
+    # a release as the tick would set it: each account counts its calls since then and
+    # those to the released model (the second model seen, so that some calls are to it)
+    lines = (tmp_path / "events.jsonl").read_bytes().splitlines()
+    seen = [m for m in dict.fromkeys(orjson.loads(x).get("model") for x in lines[:5000]
+                                     if x.startswith(b"{") and b'"model"' in x)
+            if isinstance(m, str)]
+    release = engine._tick_release = (seen[1], 1.0e9)
     for line in (tmp_path / "events.jsonl").read_bytes().splitlines():
         engine.process(line)
     engine.tracked_accounts()  # applies what the watermark passed
@@ -141,7 +148,7 @@ def test_inlined_per_event_accounting_matches_account_observe_and_aggregate_upda
         tid = None if ev.simhash is None else index.match(ev.simhash, acc.owner, ev.t,
                                                           ev.account_id)
         proxy = keyer.key(ev.client_ip, ev.asn)
-        acc.observe(ev, tid, proxy)
+        acc.observe(ev, tid, proxy, release)
         group = groups.setdefault(proxy, aggregate.initialize(ev.t))
         aggregate.update(group, ev.account_id, ev.t, ev.task, ev.model, ev.cot, tid is not None)
 
@@ -153,6 +160,8 @@ def test_inlined_per_event_accounting_matches_account_observe_and_aggregate_upda
             if name not in skip:
                 assert getattr(got, name) == getattr(ref, name), (account_id, name)
     assert engine._proxy_stats == groups
+    assert any(acc.rel_new for acc in accounts.values())
+    assert any(acc.rel_n > acc.rel_new for acc in accounts.values())
 
 
 def test_group_counting_keeps_its_caps_and_counts_every_call():

@@ -12,7 +12,7 @@ from models.cluster_score import ClusterScorer, co_activity, dispersion_balance,
 from models.egress import EgressKeyer
 from models.engine import Engine
 from models.linking import link_components
-from models.pivot import PivotDetector
+from models.pivot import PivotDetector, PivotWatch
 from models.templates import TemplateIndex
 
 
@@ -273,6 +273,56 @@ def test_pivot_ignores_population_wide_adoption():
     fired = [det.update(new=int(40 * s), total=40, population_new=int(1000 * s),
                         population_total=1000) for s in [0.0] * 3 + [0.3, 0.5, 0.6, 0.7]]
     assert not any(fired)  # the cluster moves exactly like everyone else
+
+
+def test_pivot_from_running_totals_counts_each_tick_what_they_grew_by():
+    """The engine feeds a cluster's totals since the release (its members' calls, made
+    before they joined included): a tick adds what they grew by, never a negative count
+    when members leave, and the same series of ticks gives the same verdicts."""
+    by_tick = PivotDetector(min_events=10)
+    by_total = PivotDetector(min_events=10)
+    ticks = [(0, 40), (0, 35), (2, 50), (30, 45), (35, 50), (40, 45)]
+    new_sum = total_sum = 0
+    for new, total in ticks:
+        new_sum, total_sum = new_sum + new, total_sum + total
+        assert by_total.update_totals(new_sum, total_sum, 60, 1000) == \
+            by_tick.update(new, total, 60, 1000)
+        assert (by_total.share, by_total.events) == (by_tick.share, by_tick.events)
+    assert by_total.share > 0.5 and by_tick.update(1, 1, 60, 1000)
+    # members gone: the totals shrink; that tick adds nothing, the next counts from there
+    gone = PivotDetector(min_events=10)
+    gone.update_totals(30, 100, 60, 1000)
+    gone.update_totals(10, 40, 60, 1000)
+    assert gone._window[-1][:2] == (0, 0)
+    gone.update_totals(25, 50, 60, 1000)
+    assert gone._window[-1][:2] == (15, 15)
+    # calls made before joining land in the tick the members joined in: a cluster
+    # whose accounts moved before they were linked to it is seen at once
+    joined = PivotDetector(min_events=10)
+    for _ in range(6):
+        joined.update_totals(0, 0, 60, 1000)
+    assert joined.update_totals(45, 60, 60, 1000)
+
+
+def test_pivot_watch_fires_on_either_view_and_reports_the_one_that_fired():
+    # the members active now move while joiners bring many old-model calls made before
+    # the pivot: the tick's view fires, the since-release view is diluted
+    watch = PivotWatch(min_events=20)
+    new_total = total = 0
+    fired = []
+    for tick_new, tick_total, joiners_old in [(0, 40, 0)] * 3 + [(20, 40, 400)] * 2:
+        new_total += tick_new
+        total += tick_total + joiners_old
+        fired.append(watch.update(tick_new, tick_total, new_total, total, 60, 1000))
+    assert fired == [False] * 3 + [True, True]
+    assert watch.lead is watch.active and watch.joined.share < 0.1 < watch.active.share
+    assert (watch.share, watch.events) == (watch.active.share, watch.active.events)
+    # a cluster that moves like the population raises nothing in either view
+    calm = PivotWatch(min_events=20)
+    new_total = total = 0
+    for share in [0.0] * 3 + [0.06, 0.07, 0.08, 0.08]:
+        new_total, total = new_total + int(100 * share), total + 100
+        assert not calm.update(int(100 * share), 100, new_total, total, int(1000 * share), 1000)
 
 
 def test_egress_keys_group_addresses_by_network_and_asn():
