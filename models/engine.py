@@ -1439,11 +1439,17 @@ class Engine:
         hours = (now - release_t) / 3600.0
         evidence = []
         if test is not None:
+            minutes = test.lead.window_ticks * self.config.tick_s / 60.0
             evidence = [
                 {"signal": "new_model_share", "value": round(test.share, 4),
                  "baseline": round(test.population_share, 4),
-                 "detail": f"{test.share:.0%} of the cluster's recent traffic is on {model}, "
-                           f"against {test.population_share:.0%} of all traffic"},
+                 "detail": f"{test.share:.0%} of the cluster's traffic over the last "
+                           f"{minutes:.0f} min"
+                           + ("" if test.lead is test.active else
+                              " (with the calls since the release of the members that joined "
+                              "it then)")
+                           + f" is on {model}, against {test.population_share:.0%} of all "
+                             "traffic"},
                 {"signal": "hours_since_release", "value": round(hours, 2), "baseline": None,
                  "detail": f"{model} was released {hours:.1f} h before this update"},
                 {"signal": "accounts_moved", "value": len(pivot.members), "baseline": None,
