@@ -10,7 +10,8 @@ Produces a simulated scenario to a fresh topic, then measures:
     it: the restart takes its partitions back at once) and once without (it waits
     for the dead member's 10 s session to time out).
 Each run also records the CPU time per event of the bare consumer (this process)
-and of the worker process over its processing span (from /proc), and their ratio:
+and of the worker over its processing span (from /proc; its stage-1 child process
+included, EXW_STAGE1=process, the default on 2 CPUs or more), and their ratio:
 a shared machine moves wall-clock rates by 10-40% between runs, CPU time less.
 ``--worker-env NAME=VALUE`` (repeatable) adds to the worker's environment, to
 compare settings side by side.
@@ -71,6 +72,28 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out.extend(int(c) for c in task.read_text().split())
+        except OSError:
+            pass
+    return out
+
+
+def _worker_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds so far of the worker and of its live child processes (stage 1's, with
+    EXW_STAGE1=process; a checkpoint's snapshot while one is written), by pid."""
+    return {p: _cpu_s(p) for p in [pid] + _children(pid)}
+
+
+def _cpu_between(first: dict[int, float], last: dict[int, float]) -> float:
+    """CPU used between two :func:`_worker_cpu_s` readings (a process born between them
+    counts from zero; one gone by the second reading is not counted after the first)."""
+    return sum(v - first.get(p, 0.0) for p, v in last.items() if v == v)
+
+
 async def bare_consumer(bootstrap: str, topic: str, partitions: int, expected: int
                         ) -> tuple[float, float]:
     """Wall and CPU seconds to read and decode ``expected`` records."""
@@ -119,6 +142,14 @@ def _dead(port: int) -> float:
                                              body, re.M))
 
 
+def _stage1_mode(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+            return orjson.loads(r.read()).get("stage1")
+    except OSError:
+        return None
+
+
 def _ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
@@ -141,14 +172,14 @@ def run_worker(env: dict, expected: int, kill_at: float | None = None,
             time.sleep(0.05)
         result["launch_to_ready_s"] = time.perf_counter() - launched
         first = None
-        cpu_first = float("nan")
+        cpu_first: dict[int, float] = {}
         while True:
             valid = _metric(port, "exw_events_processed_total") + \
                 _metric(port, "exw_events_buffered")
             held = valid + (_dead(port) if count_dead else 0)
             if first is None and held > 0:
                 first = time.perf_counter()
-                cpu_first = _cpu_s(proc.pid)
+                cpu_first = _worker_cpu_s(proc.pid)
             if kill_at is not None and held >= expected * kill_at:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
@@ -163,8 +194,9 @@ def run_worker(env: dict, expected: int, kill_at: float | None = None,
                 break
             time.sleep(0.05)
         done = time.perf_counter()
-        # the worker's own CPU time over the same span (its forked checkpoint children not)
-        result["processing_cpu_s"] = _cpu_s(proc.pid) - cpu_first
+        # the worker's CPU time over the same span, its stage-1 child's included
+        result["processing_cpu_s"] = _cpu_between(cpu_first, _worker_cpu_s(proc.pid))
+        result["stage1"] = _stage1_mode(port)
         # hand-off batches its reducer took from its own stage 1, decoded, or saw evicted
         result["handoff_batches"] = {
             read: _metric(port, f'exw_handoff_batches_total{{read="{read}"}}')
@@ -230,7 +262,7 @@ def main() -> int:
                # CPU per event: less moved by other tenants of a shared machine than rates
                "bare_consumer_cpu_us_per_event": round(1e6 * bare_cpu_s / total, 2),
                "worker_cpu_us_per_event": round(1e6 * worker["processing_cpu_s"] / expected, 2),
-               "handoff_batches": worker["handoff_batches"]}
+               "handoff_batches": worker["handoff_batches"], "stage1": worker["stage1"]}
         run["ratio"] = round(run["worker_events_per_s"] / run["bare_consumer_events_per_s"], 4)
         run["cpu_ratio"] = round(run["bare_consumer_cpu_us_per_event"]
                                  / run["worker_cpu_us_per_event"], 4)
@@ -238,7 +270,8 @@ def main() -> int:
         print(f"  run {i + 1}/{args.repeats}: bare {run['bare_consumer_events_per_s']:,}/s "
               f"({run['bare_consumer_cpu_us_per_event']} us CPU/event), worker "
               f"{run['worker_events_per_s']:,}/s ({run['worker_cpu_us_per_event']} us), "
-              f"ratio {run['ratio']:.3f} (by CPU {run['cpu_ratio']:.3f}); hand-off batches "
+              f"ratio {run['ratio']:.3f} (by CPU {run['cpu_ratio']:.3f}); stage 1 "
+              f"{run['stage1']}; hand-off batches "
               f"{run['handoff_batches']}", flush=True)
     crash = run_worker(dict(env_for("crash"), EXW_GROUP_INSTANCE_ID="bench-{hostname}"),
                        int(worker["valid"]), kill_at=0.5, count_dead=False)
@@ -254,6 +287,7 @@ def main() -> int:
         "worker_cpu_us_per_event": median(r["worker_cpu_us_per_event"] for r in runs),
         "cpu_ratio": round(median(r["cpu_ratio"] for r in runs), 4),
         "worker_env": extra_env,
+        "stage1": sorted({str(r["stage1"]) for r in runs}),
         "worker_launch_to_ready_s": round(median(r["worker_launch_to_ready_s"] for r in runs), 2),
         "restart_to_ready_after_kill9_s": round(crash.get("restart_to_ready_s", float("nan")), 2),
         "restart_to_ready_after_kill9_dynamic_s": round(

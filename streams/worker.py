@@ -35,13 +35,12 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import CommitFailedError, IllegalStateError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as _FaustConsumerThread
 
 from models.engine import DETECTOR_VERSION
-from streams import membership
+from streams import membership, stage1
 from streams.config import Settings
 from streams.config import settings as load_settings
 from streams.handoff import (
@@ -50,13 +49,22 @@ from streams.handoff import (
     Reducer,
     Validator,
     alert_headers,
-    dead_letter_headers,
     read_checkpoint,
     split_blob,
     stamp,
 )
 from streams.metrics import Metrics
-from streams.topics import ensure_topics, partitions_for
+from streams.stage1 import (
+    GROUP_REFUSED_EXIT,
+    NAME_CLASH_EXIT,
+    Stage1,
+    Stage1Process,
+    Stage1Report,
+    commit_assigned,
+    highwater_if_assigned,
+    send_dead_letters,
+)
+from streams.topics import ensure_topics
 
 __all__ = ["create_app", "WorkerState", "collect_snapshot", "commit_assigned", "fork_snapshot",
            "highwater_if_assigned", "snapshot_in_child"]
@@ -65,33 +73,11 @@ log = logging.getLogger("extraction_watch.worker")
 if not callable(getattr(_FaustConsumerThread, "_create_worker_consumer", None)):
     raise ImportError("this Faust release has no AIOKafkaConsumerThread._create_worker_consumer; "
                       "streams.worker._set_fetch_wait needs updating")
-BATCH_MAX = 5000
 # events stage 1 holds for this worker's own reducer (streams.handoff.Forwarded); while
 # this worker runs the engine, stage 1 waits (at most FORWARD_WAIT_S) rather than
 # run further ahead of it, so that its batches are still held when the reducer gets there
 FORWARDED_EVENTS = 32_768
 FORWARD_WAIT_S = 2.0
-IDLE_CHECK_S = 1.0
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    """Stage 1 forgets its per-partition positions when the group moves partitions."""
-
-    def __init__(self, state: WorkerState) -> None:
-        self.state = state
-
-    async def on_partitions_revoked(self, revoked) -> None:  # pragma: no cover
-        state = self.state
-        for tp in revoked:
-            state.forwarded_next.pop(tp.partition, None)
-            state.idle_sent.pop(tp.partition, None)
-        state.parts_sent = False
-
-    async def on_partitions_assigned(self, assigned) -> None:  # pragma: no cover
-        self.state.parts_sent = False
-        if self.state.assignment_clash(time.monotonic()):
-            exit_name_clash(self.state.settings, f"stage 1's partitions were assigned "
-                            f"{NAME_CLASH_ASSIGNMENTS} times within {NAME_CLASH_WINDOW_S:.0f} s")
 
 
 def exit_name_clash(settings: Settings, evidence: str) -> None:
@@ -114,6 +100,22 @@ def exit_group_refused(group: str, exc: BaseException) -> None:
     os._exit(GROUP_REFUSED_EXIT)
 
 
+def exit_stage1_clash(settings: Settings) -> None:
+    exit_name_clash(settings, f"stage 1's partitions were assigned {NAME_CLASH_ASSIGNMENTS} "
+                              f"times within {NAME_CLASH_WINDOW_S:.0f} s")
+
+
+def _exit_as_stage1(settings: Settings, code: int) -> None:
+    """Stage 1's child process exited for good with ``code``: the worker exits with the
+    same code (NAME_CLASH_EXIT and GROUP_REFUSED_EXIT keep their meaning)."""
+    if code == NAME_CLASH_EXIT:
+        exit_name_clash(settings, "stage 1's process exited on a name clash")
+    log.critical("stage 1's process exited with %d (its log says why): the worker exits "
+                 "with it", code)
+    _flush_logs()
+    os._exit(code)
+
+
 def _flush_logs() -> None:
     for handler in logging.getLogger().handlers:
         handler.flush()
@@ -125,8 +127,6 @@ def _flush_logs() -> None:
 # and go). Measured: about once a second per worker when two share a name.
 NAME_CLASH_ASSIGNMENTS = 10
 NAME_CLASH_WINDOW_S = 60.0
-NAME_CLASH_EXIT = 3
-GROUP_REFUSED_EXIT = 4
 
 
 class WorkerState:
@@ -145,6 +145,7 @@ class WorkerState:
         self.idle_sent: dict[int, int] = {}
         self.parts_sent = False
         self.validate_consumer: AIOKafkaConsumer | None = None
+        self.stage1_process: Stage1Process | None = None  # stage 1 in a child process
         self.restore_lock = asyncio.Lock()
         self.checkpoint_task: asyncio.Future | None = None  # a checkpoint being written
         self.last_checkpoint_wall = time.monotonic()
@@ -169,35 +170,6 @@ class WorkerState:
         seen = self.assigned_at
         seen.append(now)
         return len(seen) == NAME_CLASH_ASSIGNMENTS and now - seen[0] <= NAME_CLASH_WINDOW_S
-
-
-def highwater_if_assigned(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
-    """The partition's high watermark, or None once it is no longer assigned.
-
-    The group can rebalance (a worker joins or leaves) while a batch is being
-    forwarded, and aiokafka asserts on a partition it no longer holds.
-    """
-    return consumer.highwater(tp) if tp in consumer.assignment() else None
-
-
-async def commit_assigned(consumer: AIOKafkaConsumer, offsets: dict) -> dict:
-    """Commit the offsets of the partitions this consumer still holds; return those.
-
-    A partition taken away by a rebalance while its batch was forwarded is not
-    ours to commit (aiokafka raises, and the worker used to crash on it): its new
-    owner reads it again from the last commit. The reducer skips events it has
-    applied; dead letters may repeat (at least once).
-    """
-    held = consumer.assignment()
-    mine = {tp: offset for tp, offset in offsets.items() if tp in held}
-    if not mine:
-        return {}
-    try:
-        await consumer.commit(mine)
-    except (CommitFailedError, IllegalStateError) as exc:
-        log.warning("commit skipped, the group rebalanced meanwhile: %s", exc)
-        return {}
-    return mine
 
 
 def _producer_send(app: faust.App, topic: str, key: bytes | None, value: bytes | None,
@@ -369,69 +341,32 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 futures.append(await _producer_send(
                     app, settings.topic_alerts, record["alert_id"].encode(), orjson.dumps(record),
                     alert_headers(record, source)))
-            else:
-                metrics.inc("exw_dead_letters_total", reason=record["reason"])
-                src = record.get("source") or {}
-                key = f"{src.get('partition', '')}:{src.get('offset', '')}".encode()
-                futures.append(await _producer_send(
-                    app, settings.topic_dead_letters, key, orjson.dumps(record),
-                    dead_letter_headers(record)))
+        futures.extend(await send_dead_letters(
+            send, settings.topic_dead_letters, metrics,
+            [record for kind, record in out if kind != "alert"]))
         await flush(futures)
+
+    async def send(topic: str, key: bytes | None, value: bytes | None,
+                   headers: list[tuple[str, bytes]] | None = None) -> Any:
+        return await _producer_send(app, topic, key, value, headers)
 
     async def send_handoff(value: bytes) -> None:
         fut = await _producer_send(app, handoff_name, None, value)
         await fut
 
-    async def announce_partitions(consumer: AIOKafkaConsumer) -> None:
-        if state.parts_sent:
-            return
-        count = len(consumer.partitions_for_topic(settings.topic_events) or ())
-        if not count:
-            count = await asyncio.to_thread(partitions_for, settings, settings.topic_events)
-        if count:
-            await send_handoff(Validator.partitions_record(count))
-            state.parts_sent = True
+    if settings.stage1_in_child():
+        stage1_process = state.stage1_process = Stage1Process(
+            settings, lambda code: _exit_as_stage1(settings, code))
 
-    @app.task
-    async def validate() -> None:  # pragma: no cover - exercised against the real broker
-        """Stage 1: a batched aiokafka consumer in its own group (``<app>-validate``).
-
-        Faust's per-message stream machinery costs a few hundred microseconds
-        per record (measured: about 2 thousand events/s on this machine), so
-        the busy topic is read in batches of thousands with ``getmany``;
-        Faust's own consumer only carries the hand-off and release topics.
-        Offsets are committed after the batch's hand-off record and dead
-        letters are acknowledged by the broker (at least once).
-        """
-        consumer = AIOKafkaConsumer(
-            group_id=settings.internal_topic("validate"), enable_auto_commit=False,
-            group_instance_id=settings.group_instance(),  # (unique per group: this is another)
-            auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
-            session_timeout_ms=int(settings.session_timeout_s * 1000),
-            heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            fetch_max_bytes=32 * 1024 * 1024, **settings.aiokafka_kwargs())
-        consumer.subscribe([settings.topic_events], listener=_Rebalance(state))
-        await consumer.start()
-        state.validate_consumer = consumer
-        last_idle_check = 0.0
-        try:
-            while True:
-                await reducer_caught_up()
-                batches = await consumer.getmany(timeout_ms=200, max_records=BATCH_MAX)
-                if batches:
-                    await announce_partitions(consumer)
-                    await validate_batches(consumer, batches)
-                if time.monotonic() - last_idle_check >= IDLE_CHECK_S:
-                    last_idle_check = time.monotonic()
-                    try:
-                        await asyncio.wait_for(idle_partitions(consumer), timeout=10.0)
-                    except Exception as exc:  # noqa: BLE001 - a metadata hiccup is not fatal
-                        log.warning("idle-partition check skipped: %s: %s",
-                                    type(exc).__name__, exc)
-        finally:
-            state.validate_consumer = None
-            await consumer.stop()
+        @app.task
+        async def stage1_child() -> None:  # pragma: no cover - exercised against the broker
+            await stage1_process.run()
+    else:
+        @app.task
+        async def validate() -> None:  # pragma: no cover - exercised against the real broker
+            """Stage 1 in this process (streams.stage1)."""
+            await Stage1(state, send, on_clash=lambda: exit_stage1_clash(settings),
+                         remember=True, wait_for_reducer=reducer_caught_up).run()
 
     async def reducer_caught_up() -> None:
         """While this worker runs the engine and holds a full window of its own
@@ -439,7 +374,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         forwarded = state.forwarded
         hits = forwarded.hits
         waited = 0.0
-        while state.reducer_ready and forwarded.pending + BATCH_MAX > forwarded.limit:
+        while state.reducer_ready and forwarded.pending + stage1.BATCH_MAX > forwarded.limit:
             if waited >= FORWARD_WAIT_S:
                 if forwarded.hits == hits:
                     forwarded.clear()  # the reducer took none of them: stop holding them
@@ -447,67 +382,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
             await asyncio.sleep(0.005)
             waited += 0.005
 
-    async def validate_batches(consumer: AIOKafkaConsumer, batches: dict) -> None:
-        started = time.perf_counter()
-        dead_out: list = []
-        commit: dict = {}
-        sent: list = []
-        received = 0
-        for tp, messages in batches.items():
-            if not messages:
-                continue
-            p = tp.partition
-            records = [(m.offset, m.value) for m in messages]
-            received += len(records)
-            next_offset = records[-1][0] + 1
-            validator = state.validator
-            raw_before = validator.raw_text_dropped
-            offsets, events, dead = validator.validate(p, records)
-            dead_out.extend(("dead_letter", rec) for _, rec in dead)
-            hw = highwater_if_assigned(consumer, tp)
-            if offsets:  # a batch of bad records only: the idle check reports the end
-                value = Validator.batch_record(p, offsets, events, hw)
-                if validator.raw_text_dropped == raw_before:
-                    state.forwarded.remember(value, p, offsets, events, hw)
-                # queued, not awaited one by one: the partitions' records go out in
-                # one produce request (one partition, so they keep their order)
-                sent.append(await _producer_send(app, handoff_name, None, value))
-            state.forwarded_next[p] = next_offset
-            commit[tp] = next_offset
-        await publish(dead_out)
-        await flush(sent)  # every forward acknowledged before the offsets move
-        if commit:
-            await commit_assigned(consumer, commit)
-        metrics.inc("exw_events_total", received)
-        metrics.observe("exw_validate_batch_seconds", time.perf_counter() - started)
-
     @app.agent(releases, name="releases")
     async def forward_releases(stream):  # pragma: no cover - exercised against the real broker
         async for event in stream.events():
             msg = event.message
             await send_handoff(Validator.release_record(msg.partition, msg.offset, msg.value))
-
-    async def idle_partitions(consumer: AIOKafkaConsumer) -> None:  # pragma: no cover
-        """Say which assigned events partitions have nothing more to read."""
-        mine = sorted(consumer.assignment())
-        if not mine:
-            return
-        await announce_partitions(consumer)
-        highwaters = await consumer.end_offsets(mine)
-        for tp in mine:
-            hw = highwaters.get(tp)
-            if hw is None:
-                continue
-            p = tp.partition
-            position = state.forwarded_next.get(p)
-            if position is None:
-                position = await consumer.position(tp)
-            metrics.set("exw_consumer_lag", max(0, hw - position), topic=tp.topic,
-                        partition=str(p))
-            # everything this loop fetched is forwarded before it checks again
-            if position >= hw and state.idle_sent.get(p) != position:
-                await send_handoff(Validator.idle_record(p, position))
-                state.idle_sent[p] = position
 
     async def restore(first_offset: int) -> None:
         """Latest checkpoint, then the hand-off records before ``first_offset``."""
@@ -721,12 +600,20 @@ def _install_views(app: faust.App, state: WorkerState) -> None:
         handoff = state.settings.internal_topic("handoff")
         assignment = app.consumer.assignment() if app.consumer else set()
         owns_engine = any(tp.topic == handoff for tp in assignment)
-        validating = state.validate_consumer
-        events = len(validating.assignment()) if validating is not None else 0
-        ready = bool(assignment) and validating is not None and not state.restoring and (
+        child = state.stage1_process
+        if child is not None:  # stage 1 in a child process: what it last reported
+            report = child.report
+            validating = report is not None and report.consuming
+            events = report.events_partitions if report is not None else 0
+        else:
+            consumer = state.validate_consumer
+            validating = consumer is not None
+            events = len(consumer.assignment()) if consumer is not None else 0
+        ready = bool(assignment) and validating and not state.restoring and (
             not owns_engine or state.reducer_ready or state.reducer is None)
         body = {"ready": ready, "assigned_partitions": len(assignment),
                 "events_partitions": events,
+                "stage1": "process" if child is not None else "inline",
                 "runs_engine": owns_engine and state.reducer_ready,
                 "restoring": state.restoring, "recovered_in_s": state.recovered_in_s}
         return web.json(body, status=200 if ready else 503)
@@ -734,16 +621,24 @@ def _install_views(app: faust.App, state: WorkerState) -> None:
     @app.page("/metrics")
     async def metrics(web, request):  # pragma: no cover
         snapshot = gauges(state)
-        return web.bytes(state.metrics.render(snapshot),
+        child = state.stage1_process
+        report = child.report if child is not None else None
+        return web.bytes(state.metrics.render(snapshot, report.metrics if report else None),
                          content_type="text/plain; version=0.0.4")
 
 
 def gauges(state: WorkerState) -> dict[str, list[tuple[dict[str, str], float]]]:
     """Point-in-time gauges for /metrics."""
+    child = state.stage1_process
+    validated: Any = state.validator
+    if child is not None:  # the child's figures (zero while it starts again)
+        validated = child.report or Stage1Report()
     out: dict[str, list[tuple[dict[str, str], float]]] = {
-        "exw_validated_dead_letters": [({}, float(state.validator.dead))],
-        "exw_raw_text_fields_dropped_total": [({}, float(state.validator.raw_text_dropped))],
+        "exw_validated_dead_letters": [({}, float(validated.dead))],
+        "exw_raw_text_fields_dropped_total": [({}, float(validated.raw_text_dropped))],
         "exw_engine_owner": [({}, 1.0 if state.reducer_ready else 0.0)],
+        "exw_stage1_starts": [({"mode": "process" if child else "inline"},
+                                     float(child.starts if child else 1))],
         "exw_checkpoint_bytes": [({}, float(state.checkpoint_bytes))],
         "exw_checkpoint_seconds": [({}, state.checkpoint_seconds)],
         # event batches the reducer read: taken from this worker's stage 1 (not decoded

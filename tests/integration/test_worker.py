@@ -189,15 +189,19 @@ def _ts_of(line: bytes) -> str | None:
 
 # ------------------------------------------------------------------- tests
 
+@pytest.mark.parametrize("stage1", ["process", "inline"])
 def test_one_partition_worker_matches_the_file_replay_byte_for_byte(
-        kafka_bootstrap, unique_topics, sim, file_replay, tmp_path):
+        kafka_bootstrap, unique_topics, sim, file_replay, tmp_path, stage1):
     prefix = unique_topics
     total = _produce(prefix, kafka_bootstrap, sim, partitions=1)
-    worker = Worker(_env(prefix, kafka_bootstrap, tmp_path, "one"), tmp_path / "one.log")
+    worker = Worker(_env(prefix, kafka_bootstrap, tmp_path, "one", EXW_STAGE1=stage1),
+                    tmp_path / "one.log")
     try:
         _wait_processed([worker], _valid_count(file_replay, total))
         status, body = worker.get("/readyz")
-        assert status == 200 and orjson.loads(body)["ready"] is True
+        ready = orjson.loads(body)
+        assert status == 200 and ready["ready"] is True
+        assert ready["stage1"] == stage1 and ready["events_partitions"] == 1
         assert worker.get("/healthz")[0] == 200
         status, metrics = worker.get("/metrics")
         assert status == 200
@@ -211,9 +215,19 @@ def test_one_partition_worker_matches_the_file_replay_byte_for_byte(
                   for line in metrics.decode().splitlines() if line.startswith("exw_")}
         assert served - documented_metrics() == set()
         assert len(served) >= 15
-        # this worker runs both stages: its reducer took its own stage 1's events
-        # (streams.handoff.Forwarded) rather than decoding its batches again
-        assert worker.metric('exw_handoff_batches_total{read="local"}') > 0
+        assert worker.metric(f'exw_stage1_starts{{mode="{stage1}"}}') == 1
+        # the dead letters and events counted in stage 1 (a child process's own counters,
+        # with stage1=process) are served here
+        assert worker.metric("exw_events_total") == total
+        assert worker.metric("exw_validated_dead_letters") == len(file_replay["dead"])
+        local = worker.metric('exw_handoff_batches_total{read="local"}')
+        decoded = worker.metric('exw_handoff_batches_total{read="decoded"}')
+        if stage1 == "inline":
+            # both stages in one process: the reducer took its own stage 1's events
+            # (streams.handoff.Forwarded) rather than decoding its batches again
+            assert local > 0
+        else:  # stage 1 in a child process: every batch comes through the hand-off
+            assert local == 0 and decoded > 0
     finally:
         worker.stop()
     alerts = consume_all(kafka_bootstrap, f"{prefix}alerts-one")
