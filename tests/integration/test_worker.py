@@ -359,6 +359,67 @@ def test_a_restarted_static_member_takes_its_partitions_back_at_once(
         four_partitions["baseline"]
 
 
+def _stage1_child(worker: Worker, timeout_s: float = 60) -> int:
+    """The pid of the worker's stage-1 child process (python -m streams.stage1)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for task in Path(f"/proc/{worker.proc.pid}/task").glob("*/children"):
+            for pid in task.read_text().split():
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"streams.stage1" in cmdline:
+                    return int(pid)
+        time.sleep(0.1)
+    raise AssertionError(f"no stage-1 child process:\n{worker.tail()}")
+
+
+def _gone(pid: int, timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":  # exited, not yet reaped by its (dead) parent's reaper
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_stage1_child_that_dies_is_started_again_and_dies_with_its_worker(
+        kafka_bootstrap, four_partitions):
+    """EXW_STAGE1=process: stage 1's child killed with -9 on its own is started again by
+    the worker, which goes on and loses nothing (the alerts equal the baseline); the
+    worker killed with -9 takes its child with it, so no stage 1 reads on under the
+    worker's name."""
+    prefix, tmp = four_partitions["prefix"], four_partitions["tmp"]
+    env = _env(prefix, kafka_bootstrap, tmp, "child", EXW_STAGE1="process")
+    worker = Worker(env, tmp / "child.log")
+    try:
+        first = _stage1_child(worker)
+        deadline = time.monotonic() + 120
+        while worker.metric("exw_events_total") <= 0:
+            assert time.monotonic() < deadline, worker.tail()
+            time.sleep(0.05)
+        os.kill(first, signal.SIGKILL)
+        assert _gone(first)
+        second = _stage1_child(worker)
+        assert second != first
+        _wait_processed([worker], four_partitions["expected"])
+        assert worker.metric('exw_stage1_starts{mode="process"}') == 2
+        held = worker.metric("exw_events_processed_total") + worker.metric("exw_events_buffered")
+        assert held == four_partitions["expected"]
+        assert "stage 1's process exited with -9: starting it again" in worker.tail()
+        worker.kill()
+        assert _gone(second), "the stage-1 child outlived its worker"
+    finally:
+        worker.stop()
+    assert _alerts_by_update(consume_all(kafka_bootstrap, f"{prefix}alerts-child")) == \
+        four_partitions["baseline"]
+
+
 def test_two_live_workers_under_one_name_exit_and_say_why(kafka_bootstrap, four_partitions):
     """A misconfiguration, not a fault: two live workers share EXW_GROUP_INSTANCE_ID.
     Each one's join takes the membership from the other, over and over; rather than
