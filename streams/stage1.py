@@ -126,9 +126,11 @@ async def send_dead_letters(send: Send, topic: str, metrics: Metrics, records: l
 class _Rebalance(ConsumerRebalanceListener):
     """Stage 1 forgets its per-partition positions when the group moves partitions."""
 
-    def __init__(self, state: Stage1State, on_clash: Callable[[], None]) -> None:
+    def __init__(self, state: Stage1State, on_clash: Callable[[], None],
+                 on_change: Callable[[], None] | None = None) -> None:
         self.state = state
         self.on_clash = on_clash
+        self.on_change = on_change
 
     async def on_partitions_revoked(self, revoked) -> None:  # pragma: no cover
         state = self.state
@@ -139,6 +141,8 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned) -> None:  # pragma: no cover
         self.state.parts_sent = False
+        if self.on_change is not None:
+            self.on_change()
         if self.state.assignment_clash(time.monotonic()):
             self.on_clash()
 
@@ -155,7 +159,8 @@ class Stage1:
 
     def __init__(self, state: Stage1State, send: Send, *, on_clash: Callable[[], None],
                  remember: bool = False,
-                 wait_for_reducer: Callable[[], Awaitable[None]] | None = None) -> None:
+                 wait_for_reducer: Callable[[], Awaitable[None]] | None = None,
+                 on_assigned: Callable[[], None] | None = None) -> None:
         self.state = state
         self.settings = state.settings
         self.metrics = state.metrics
@@ -163,6 +168,7 @@ class Stage1:
         self.on_clash = on_clash
         self.remember = remember
         self.wait_for_reducer = wait_for_reducer
+        self.on_assigned = on_assigned  # (called when the group gives it partitions)
         self.handoff = self.settings.internal_topic("handoff")
 
     async def send_handoff(self, value: bytes) -> None:
@@ -185,7 +191,8 @@ class Stage1:
             heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             fetch_max_bytes=32 * 1024 * 1024, **settings.aiokafka_kwargs())
-        consumer.subscribe([settings.topic_events], listener=_Rebalance(state, self.on_clash))
+        consumer.subscribe([settings.topic_events],
+                           listener=_Rebalance(state, self.on_clash, self.on_assigned))
         await consumer.start()
         state.validate_consumer = consumer
         last_idle_check = 0.0
@@ -393,12 +400,19 @@ async def _child(settings: Settings, report_fd: int) -> None:  # pragma: no cove
                    headers: list[tuple[str, bytes]] | None = None) -> Any:
         return await producer.send(topic, value, key=key, headers=headers)
 
-    stage1 = Stage1(state, send, on_clash=lambda: exit_stage1_clash(settings))
+    changed = asyncio.Event()  # (a new assignment is reported at once)
+    stage1 = Stage1(state, send, on_clash=lambda: exit_stage1_clash(settings),
+                    on_assigned=changed.set)
 
     async def report() -> None:
         parent = int(os.environ.get("EXW__STAGE1_PARENT", "0"))
         with os.fdopen(report_fd, "wb", buffering=0) as out:
             while True:
+                try:
+                    await asyncio.wait_for(changed.wait(), REPORT_EVERY_S)
+                except TimeoutError:
+                    pass
+                changed.clear()
                 if parent and os.getppid() != parent:
                     os._exit(1)  # the parent is gone (and the death signal missed it)
                 consumer = state.validate_consumer
@@ -408,7 +422,6 @@ async def _child(settings: Settings, report_fd: int) -> None:  # pragma: no cove
                         "raw_text_dropped": state.validator.raw_text_dropped,
                         "metrics": state.metrics.snapshot()}
                 await asyncio.to_thread(out.write, orjson.dumps(body) + b"\n")
-                await asyncio.sleep(REPORT_EVERY_S)
 
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()

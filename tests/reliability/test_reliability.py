@@ -527,7 +527,7 @@ def test_kill_9_at_random_points_loses_nothing(reference, produced: Produced, da
             target = int(fraction * dataset.valid)
             _wait(lambda w=worker, t=target: w.held() >= t,
                   started + profile.timeout_s - time.monotonic(),
-                  f"kill {n}: engine at {target} events", workers, poll_s=0.1)
+                  f"kill {n}: engine at {target} events", workers, poll_s=0.01)
             held = worker.held()
             assert held < dataset.valid, "the kill came after the end"
             worker.kill()
