@@ -195,7 +195,11 @@ def run_worker(env: dict, expected: int, kill_at: float | None = None,
             time.sleep(0.05)
         done = time.perf_counter()
         # the worker's CPU time over the same span, its stage-1 child's included
-        result["processing_cpu_s"] = _cpu_between(cpu_first, _worker_cpu_s(proc.pid))
+        cpu_last = _worker_cpu_s(proc.pid)
+        result["processing_cpu_s"] = _cpu_between(cpu_first, cpu_last)
+        result["children_cpu_s"] = _cpu_between(
+            {p: v for p, v in cpu_first.items() if p != proc.pid},
+            {p: v for p, v in cpu_last.items() if p != proc.pid})
         result["stage1"] = _stage1_mode(port)
         # hand-off batches its reducer took from its own stage 1, decoded, or saw evicted
         result["handoff_batches"] = {
@@ -262,6 +266,8 @@ def main() -> int:
                # CPU per event: less moved by other tenants of a shared machine than rates
                "bare_consumer_cpu_us_per_event": round(1e6 * bare_cpu_s / total, 2),
                "worker_cpu_us_per_event": round(1e6 * worker["processing_cpu_s"] / expected, 2),
+               # of which its child processes' (stage 1's with EXW_STAGE1=process)
+               "children_cpu_us_per_event": round(1e6 * worker["children_cpu_s"] / expected, 2),
                "handoff_batches": worker["handoff_batches"], "stage1": worker["stage1"]}
         run["ratio"] = round(run["worker_events_per_s"] / run["bare_consumer_events_per_s"], 4)
         run["cpu_ratio"] = round(run["bare_consumer_cpu_us_per_event"]
@@ -269,7 +275,8 @@ def main() -> int:
         runs.append(run)
         print(f"  run {i + 1}/{args.repeats}: bare {run['bare_consumer_events_per_s']:,}/s "
               f"({run['bare_consumer_cpu_us_per_event']} us CPU/event), worker "
-              f"{run['worker_events_per_s']:,}/s ({run['worker_cpu_us_per_event']} us), "
+              f"{run['worker_events_per_s']:,}/s ({run['worker_cpu_us_per_event']} us, of which "
+              f"children {run['children_cpu_us_per_event']}), "
               f"ratio {run['ratio']:.3f} (by CPU {run['cpu_ratio']:.3f}); stage 1 "
               f"{run['stage1']}; hand-off batches "
               f"{run['handoff_batches']}", flush=True)

@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -54,6 +55,7 @@ __all__ = ["Stage1", "Stage1Process", "Stage1Report", "commit_assigned",
 log = logging.getLogger("extraction_watch.stage1")
 
 BATCH_MAX = 5000
+IN_FLIGHT = 4
 IDLE_CHECK_S = 1.0
 REPORT_EVERY_S = 0.5
 # a child that dies this soon after its start, this many times in a row, is not
@@ -127,13 +129,21 @@ class _Rebalance(ConsumerRebalanceListener):
     """Stage 1 forgets its per-partition positions when the group moves partitions."""
 
     def __init__(self, state: Stage1State, on_clash: Callable[[], None],
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None,
+                 settle: Callable[[], Awaitable[None]] | None = None) -> None:
         self.state = state
         self.on_clash = on_clash
         self.on_change = on_change
+        self.settle = settle
 
     async def on_partitions_revoked(self, revoked) -> None:  # pragma: no cover
         state = self.state
+        if self.settle is not None:  # commit what was forwarded while the partitions are ours
+            try:
+                await self.settle()
+            except Exception as exc:  # noqa: BLE001 - their next owner reads them again
+                log.warning("forwarded batches not committed before a rebalance: %s: %s",
+                            type(exc).__name__, exc)
         for tp in revoked:
             state.forwarded_next.pop(tp.partition, None)
             state.idle_sent.pop(tp.partition, None)
@@ -169,6 +179,10 @@ class Stage1:
         self.remember = remember
         self.wait_for_reducer = wait_for_reducer
         self.on_assigned = on_assigned  # (called when the group gives it partitions)
+        # batches forwarded whose records are not yet acknowledged, oldest first, with
+        # the offsets to commit once they are (a fetch does not wait for the broker's
+        # answer to the one before; at most IN_FLIGHT of them wait)
+        self.in_flight: deque[tuple[list, dict]] = deque()
         self.handoff = self.settings.internal_topic("handoff")
 
     async def send_handoff(self, value: bytes) -> None:
@@ -191,8 +205,8 @@ class Stage1:
             heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             fetch_max_bytes=32 * 1024 * 1024, **settings.aiokafka_kwargs())
-        consumer.subscribe([settings.topic_events],
-                           listener=_Rebalance(state, self.on_clash, self.on_assigned))
+        consumer.subscribe([settings.topic_events], listener=_Rebalance(
+            state, self.on_clash, self.on_assigned, functools.partial(self.settle, consumer)))
         await consumer.start()
         state.validate_consumer = consumer
         last_idle_check = 0.0
@@ -204,8 +218,12 @@ class Stage1:
                 if batches:
                     await self.announce_partitions(consumer)
                     await self.validate_batches(consumer, batches)
+                else:
+                    await self.settle(consumer)
                 if time.monotonic() - last_idle_check >= IDLE_CHECK_S:
                     last_idle_check = time.monotonic()
+                    # (an idle marker follows only records already stored)
+                    await self.settle(consumer)
                     try:
                         await asyncio.wait_for(self.idle_partitions(consumer), timeout=10.0)
                     except Exception as exc:  # noqa: BLE001 - a metadata hiccup is not fatal
@@ -213,6 +231,11 @@ class Stage1:
                                     type(exc).__name__, exc)
         finally:
             state.validate_consumer = None
+            try:
+                await asyncio.wait_for(self.settle(consumer), timeout=10.0)
+            except Exception as exc:  # noqa: BLE001 - re-read after a restart (at least once)
+                log.warning("stopping with forwarded batches not committed: %s: %s",
+                            type(exc).__name__, exc)
             await consumer.stop()
 
     async def announce_partitions(self, consumer: AIOKafkaConsumer) -> None:
@@ -256,12 +279,25 @@ class Stage1:
             commit[tp] = next_offset
         sent.extend(await send_dead_letters(self.send, self.settings.topic_dead_letters,
                                             self.metrics, dead_out))
-        if sent:  # every forward and dead letter acknowledged before the offsets move
+        self.in_flight.append((sent, commit))
+        self.metrics.inc("exw_events_total", received)
+        self.metrics.observe("exw_validate_batch_seconds", time.perf_counter() - started)
+        while len(self.in_flight) > IN_FLIGHT:
+            await self.settle_one(consumer)
+
+    async def settle_one(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait for the oldest forwarded batch's records to be acknowledged, then commit
+        its offsets (a batch's offsets never move before its outputs are stored)."""
+        sent, commit = self.in_flight.popleft()
+        if sent:
             await asyncio.gather(*sent)
         if commit:
             await commit_assigned(consumer, commit)
-        self.metrics.inc("exw_events_total", received)
-        self.metrics.observe("exw_validate_batch_seconds", time.perf_counter() - started)
+
+    async def settle(self, consumer: AIOKafkaConsumer) -> None:
+        """Every batch forwarded so far acknowledged and committed."""
+        while self.in_flight:
+            await self.settle_one(consumer)
 
     async def idle_partitions(self, consumer: AIOKafkaConsumer) -> None:  # pragma: no cover
         """Say which assigned events partitions have nothing more to read."""
