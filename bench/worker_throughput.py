@@ -10,8 +10,8 @@ Produces a simulated scenario to a fresh topic, then measures:
     it: the restart takes its partitions back at once) and once without (it waits
     for the dead member's 10 s session to time out).
 Each run also records the CPU time per event of the bare consumer (this process)
-and of the worker over its processing span (from /proc; its stage-1 child process
-included, EXW_STAGE1=process, the default on 2 CPUs or more), and their ratio:
+and of the worker over its processing span (from /proc; a forked checkpoint's
+child included while it runs), and their ratio:
 a shared machine moves wall-clock rates by 10-40% between runs, CPU time less.
 ``--worker-env NAME=VALUE`` (repeatable) adds to the worker's environment, to
 compare settings side by side.
@@ -83,8 +83,8 @@ def _children(pid: int) -> list[int]:
 
 
 def _worker_cpu_s(pid: int) -> dict[int, float]:
-    """CPU seconds so far of the worker and of its live child processes (stage 1's, with
-    EXW_STAGE1=process; a checkpoint's snapshot while one is written), by pid."""
+    """CPU seconds so far of the worker and of its live child processes (a checkpoint's
+    snapshot while one is written), by pid."""
     return {p: _cpu_s(p) for p in [pid] + _children(pid)}
 
 
@@ -142,14 +142,6 @@ def _dead(port: int) -> float:
                                              body, re.M))
 
 
-def _stage1_mode(port: int) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-            return orjson.loads(r.read()).get("stage1")
-    except OSError:
-        return None
-
-
 def _ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
@@ -194,13 +186,12 @@ def run_worker(env: dict, expected: int, kill_at: float | None = None,
                 break
             time.sleep(0.05)
         done = time.perf_counter()
-        # the worker's CPU time over the same span, its stage-1 child's included
+        # the worker's CPU time over the same span, its children's included
         cpu_last = _worker_cpu_s(proc.pid)
         result["processing_cpu_s"] = _cpu_between(cpu_first, cpu_last)
         result["children_cpu_s"] = _cpu_between(
             {p: v for p, v in cpu_first.items() if p != proc.pid},
             {p: v for p, v in cpu_last.items() if p != proc.pid})
-        result["stage1"] = _stage1_mode(port)
         # hand-off batches its reducer took from its own stage 1, decoded, or saw evicted
         result["handoff_batches"] = {
             read: _metric(port, f'exw_handoff_batches_total{{read="{read}"}}')
@@ -266,9 +257,9 @@ def main() -> int:
                # CPU per event: less moved by other tenants of a shared machine than rates
                "bare_consumer_cpu_us_per_event": round(1e6 * bare_cpu_s / total, 2),
                "worker_cpu_us_per_event": round(1e6 * worker["processing_cpu_s"] / expected, 2),
-               # of which its child processes' (stage 1's with EXW_STAGE1=process)
+               # of which its child processes' (forked checkpoints)
                "children_cpu_us_per_event": round(1e6 * worker["children_cpu_s"] / expected, 2),
-               "handoff_batches": worker["handoff_batches"], "stage1": worker["stage1"]}
+               "handoff_batches": worker["handoff_batches"]}
         run["ratio"] = round(run["worker_events_per_s"] / run["bare_consumer_events_per_s"], 4)
         run["cpu_ratio"] = round(run["bare_consumer_cpu_us_per_event"]
                                  / run["worker_cpu_us_per_event"], 4)
@@ -277,8 +268,7 @@ def main() -> int:
               f"({run['bare_consumer_cpu_us_per_event']} us CPU/event), worker "
               f"{run['worker_events_per_s']:,}/s ({run['worker_cpu_us_per_event']} us, of which "
               f"children {run['children_cpu_us_per_event']}), "
-              f"ratio {run['ratio']:.3f} (by CPU {run['cpu_ratio']:.3f}); stage 1 "
-              f"{run['stage1']}; hand-off batches "
+              f"ratio {run['ratio']:.3f} (by CPU {run['cpu_ratio']:.3f}); hand-off batches "
               f"{run['handoff_batches']}", flush=True)
     crash = run_worker(dict(env_for("crash"), EXW_GROUP_INSTANCE_ID="bench-{hostname}"),
                        int(worker["valid"]), kill_at=0.5, count_dead=False)
@@ -294,7 +284,6 @@ def main() -> int:
         "worker_cpu_us_per_event": median(r["worker_cpu_us_per_event"] for r in runs),
         "cpu_ratio": round(median(r["cpu_ratio"] for r in runs), 4),
         "worker_env": extra_env,
-        "stage1": sorted({str(r["stage1"]) for r in runs}),
         "worker_launch_to_ready_s": round(median(r["worker_launch_to_ready_s"] for r in runs), 2),
         "restart_to_ready_after_kill9_s": round(crash.get("restart_to_ready_s", float("nan")), 2),
         "restart_to_ready_after_kill9_dynamic_s": round(

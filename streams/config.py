@@ -26,11 +26,6 @@ EXW_GROUP_INSTANCE_ID      (none)                 static group membership: a nam
                                                   partitions back at once
 EXW_SESSION_TIMEOUT_S      10                     how long the group waits for a silent
                                                   worker before giving its partitions away
-EXW_STAGE1                 auto                   where a worker reads and validates the
-                                                  events topic: ``process`` (a child process
-                                                  of its own, beside the engine), ``inline``
-                                                  (the worker's own process), or ``auto``:
-                                                  process when the worker may use 2 CPUs
 EXW_KAFKA_SECURITY_PROTOCOL PLAINTEXT             PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
 EXW_KAFKA_SASL_MECHANISM   (none)                 PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 EXW_KAFKA_SASL_USERNAME    (none)
@@ -59,12 +54,11 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ConfigError", "Settings", "settings", "usable_cpus", "PREFIX"]
+__all__ = ["ConfigError", "Settings", "settings", "PREFIX"]
 
 PREFIX = "EXW_"
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-_STAGE1_MODES = ("auto", "inline", "process")
 
 
 class ConfigError(ValueError):
@@ -102,12 +96,6 @@ class Settings:
     # gone silent (killed, frozen, cut off) keeps its partitions this long. A static
     # member restarted within it takes them back without a rebalance.
     session_timeout_s: float = 10.0
-    # Stage 1 (read, validate, forward to the hand-off topic) in a child process of its
-    # own ("process"), in the worker's process ("inline"), or "auto": process when this
-    # worker may use two CPUs or more (its CPU affinity and cgroup quota). In its own
-    # process stage 1 leaves the engine a core of its own; on one core it only adds the
-    # hand-off's decoding to the engine's work.
-    stage1: str = "auto"
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
@@ -164,8 +152,6 @@ class Settings:
         if not 6 <= self.session_timeout_s <= 90:
             # the brokers' default group.min.session.timeout.ms, and Faust's request timeout
             raise ConfigError(f"EXW_SESSION_TIMEOUT_S must be in 6..90, got {self.session_timeout_s:g}")
-        if self.stage1 not in _STAGE1_MODES:
-            raise ConfigError(f"EXW_STAGE1 must be one of {_STAGE1_MODES}, got {self.stage1!r}")
         if self.security_protocol not in _PROTOCOLS:
             raise ConfigError(f"EXW_KAFKA_SECURITY_PROTOCOL must be one of {_PROTOCOLS}, "
                               f"got {self.security_protocol!r}")
@@ -230,19 +216,6 @@ class Settings:
             return None
         return self.group_instance_id.replace("{hostname}", socket.gethostname())
 
-    def stage1_in_child(self, cpus: float | None = None) -> bool:
-        """Whether stage 1 runs in a child process (``cpus``: the CPUs this worker may
-        use, :func:`usable_cpus` when not given).
-
-        >>> Settings(stage1="auto").stage1_in_child(1.5), Settings().stage1_in_child(2)
-        (False, True)
-        >>> Settings(stage1="inline").stage1_in_child(8), Settings(stage1="process").stage1_in_child(1)
-        (False, True)
-        """
-        if self.stage1 != "auto":
-            return self.stage1 == "process"
-        return (usable_cpus() if cpus is None else cpus) >= 2
-
     def internal_topic(self, suffix: str) -> str:
         """Name of a topic private to this app id (``<app_id>-<suffix>``)."""
         return f"{self.app_id}-{suffix}"
@@ -253,23 +226,6 @@ class Settings:
         if out.get("sasl_password") is not None:
             out["sasl_password"] = "***"
         return out
-
-
-def usable_cpus(cgroup_cpu_max: str = "/sys/fs/cgroup/cpu.max") -> float:
-    """The CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota
-    (a container limited to 1.5 CPUs gives 1.5, whatever the host has)."""
-    try:
-        cpus = float(len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = float(os.cpu_count() or 1)
-    try:
-        with open(cgroup_cpu_max) as fh:
-            quota, period = fh.read().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, int(quota) / int(period))
-    except (OSError, ValueError):
-        pass
-    return cpus
 
 
 def _convert(name: str, raw: str, default: Any) -> Any:

@@ -3,25 +3,18 @@
 Counters and summaries are kept here; gauges are read from the worker's state
 when scraped. Small on purpose: a few dozen series, no client library needed.
 
->>> import orjson
 >>> m = Metrics()
 >>> m.inc("exw_events_total", 3)
 >>> m.inc("exw_dead_letters_total", reason="not_json")
 >>> m.observe("exw_detect_batch_seconds", 0.5)
->>> child = Metrics()
->>> child.inc("exw_dead_letters_total", 2, reason="not_json")
->>> child.set("exw_consumer_lag", 4, partition="0")
->>> print(m.render({"exw_tracked_entities": [({"type": "account"}, 7.0)]},
-...                orjson.loads(orjson.dumps(child.snapshot()))).decode())
+>>> print(m.render({"exw_tracked_entities": [({"type": "account"}, 7.0)]}).decode())
 # TYPE exw_dead_letters_total counter
-exw_dead_letters_total{reason="not_json"} 3
+exw_dead_letters_total{reason="not_json"} 1
 # TYPE exw_events_total counter
 exw_events_total 3
 # TYPE exw_detect_batch_seconds summary
 exw_detect_batch_seconds_count 1
 exw_detect_batch_seconds_sum 0.5
-# TYPE exw_consumer_lag gauge
-exw_consumer_lag{partition="0"} 4
 # TYPE exw_tracked_entities gauge
 exw_tracked_entities{type="account"} 7
 <BLANKLINE>
@@ -30,7 +23,6 @@ exw_tracked_entities{type="account"} 7
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 __all__ = ["Metrics"]
 
@@ -75,46 +67,20 @@ class Metrics:
     def counter(self, name: str, **labels: str) -> float:
         return self._counters.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything recorded, as plain JSON-able data (for :meth:`render`'s ``other``:
-        a worker's stage-1 child sends its own to the worker)."""
-        def series(table: dict[str, dict[Labels, float]]) -> dict[str, list]:
-            return {name: [[list(map(list, key)), value] for key, value in stored.items()]
-                    for name, stored in table.items()}
-        return {"counters": series(self._counters), "gauges": series(self._gauges),
-                "summaries": {name: list(pair) for name, pair in self._summaries.items()}}
-
-    def render(self, gauges: Mapping[str, list[tuple[dict[str, str], float]]] | None = None,
-               other: Mapping[str, Any] | None = None) -> bytes:
-        """The exposition text; ``other`` (another process's :meth:`snapshot`) adds its
-        counts to the same series and its gauges beside these."""
-        counters = {name: dict(stored) for name, stored in self._counters.items()}
-        summaries = {name: list(pair) for name, pair in self._summaries.items()}
-        stored_gauges = {name: dict(stored) for name, stored in self._gauges.items()}
-        if other:
-            for table, into in ((other.get("counters", {}), counters),
-                                (other.get("gauges", {}), stored_gauges)):
-                for name, entries in table.items():
-                    target = into.setdefault(name, {})
-                    for labels, value in entries:
-                        key = tuple(sorted((str(k), str(v)) for k, v in labels))
-                        target[key] = (target.get(key, 0) + value) if into is counters else value
-            for name, (count, total) in other.get("summaries", {}).items():
-                pair = summaries.setdefault(name, [0.0, 0.0])
-                pair[0] += count
-                pair[1] += total
+    def render(self, gauges: Mapping[str, list[tuple[dict[str, str], float]]] | None = None
+               ) -> bytes:
         lines: list[str] = []
-        for name in sorted(counters):
+        for name in sorted(self._counters):
             lines.append(f"# TYPE {name} counter")
-            for key, value in sorted(counters[name].items()):
+            for key, value in sorted(self._counters[name].items()):
                 lines.append(f"{name}{_labels(key)} {_number(value)}")
-        for name in sorted(summaries):
-            count, total = summaries[name]
+        for name in sorted(self._summaries):
+            count, total = self._summaries[name]
             lines.append(f"# TYPE {name} summary")
             lines.append(f"{name}_count {_number(count)}")
             lines.append(f"{name}_sum {_number(total)}")
         merged: dict[str, list[tuple[Labels | Mapping[str, str], float]]] = {}
-        for name, stored in stored_gauges.items():
+        for name, stored in self._gauges.items():
             merged[name] = [(key, value) for key, value in stored.items()]
         for name, series in (gauges or {}).items():
             merged.setdefault(name, []).extend(series)

@@ -54,16 +54,7 @@ from streams.handoff import (
     stamp,
 )
 from streams.metrics import Metrics
-from streams.stage1 import (
-    GROUP_REFUSED_EXIT,
-    NAME_CLASH_EXIT,
-    Stage1,
-    Stage1Process,
-    Stage1Report,
-    commit_assigned,
-    highwater_if_assigned,
-    send_dead_letters,
-)
+from streams.stage1 import Stage1, commit_assigned, highwater_if_assigned, send_dead_letters
 from streams.topics import ensure_topics
 
 __all__ = ["create_app", "WorkerState", "collect_snapshot", "commit_assigned", "fork_snapshot",
@@ -105,17 +96,6 @@ def exit_stage1_clash(settings: Settings) -> None:
                               f"times within {NAME_CLASH_WINDOW_S:.0f} s")
 
 
-def _exit_as_stage1(settings: Settings, code: int) -> None:
-    """Stage 1's child process exited for good with ``code``: the worker exits with the
-    same code (NAME_CLASH_EXIT and GROUP_REFUSED_EXIT keep their meaning)."""
-    if code == NAME_CLASH_EXIT:
-        exit_name_clash(settings, "stage 1's process exited on a name clash")
-    log.critical("stage 1's process exited with %d (its log says why): the worker exits "
-                 "with it", code)
-    _flush_logs()
-    os._exit(code)
-
-
 def _flush_logs() -> None:
     for handler in logging.getLogger().handlers:
         handler.flush()
@@ -127,6 +107,8 @@ def _flush_logs() -> None:
 # and go). Measured: about once a second per worker when two share a name.
 NAME_CLASH_ASSIGNMENTS = 10
 NAME_CLASH_WINDOW_S = 60.0
+NAME_CLASH_EXIT = 3
+GROUP_REFUSED_EXIT = 4
 
 
 class WorkerState:
@@ -145,7 +127,6 @@ class WorkerState:
         self.idle_sent: dict[int, int] = {}
         self.parts_sent = False
         self.validate_consumer: AIOKafkaConsumer | None = None
-        self.stage1_process: Stage1Process | None = None  # stage 1 in a child process
         self.restore_lock = asyncio.Lock()
         self.checkpoint_task: asyncio.Future | None = None  # a checkpoint being written
         self.last_checkpoint_wall = time.monotonic()
@@ -354,19 +335,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
         fut = await _producer_send(app, handoff_name, None, value)
         await fut
 
-    if settings.stage1_in_child():
-        stage1_process = state.stage1_process = Stage1Process(
-            settings, lambda code: _exit_as_stage1(settings, code))
-
-        @app.task
-        async def stage1_child() -> None:  # pragma: no cover - exercised against the broker
-            await stage1_process.run()
-    else:
-        @app.task
-        async def validate() -> None:  # pragma: no cover - exercised against the real broker
-            """Stage 1 in this process (streams.stage1)."""
-            await Stage1(state, send, on_clash=lambda: exit_stage1_clash(settings),
-                         remember=True, wait_for_reducer=reducer_caught_up).run()
+    @app.task
+    async def validate() -> None:  # pragma: no cover - exercised against the real broker
+        """Stage 1 (streams.stage1)."""
+        await Stage1(state, send, on_clash=lambda: exit_stage1_clash(settings),
+                     remember=True, wait_for_reducer=reducer_caught_up).run()
 
     async def reducer_caught_up() -> None:
         """While this worker runs the engine and holds a full window of its own
@@ -600,20 +573,12 @@ def _install_views(app: faust.App, state: WorkerState) -> None:
         handoff = state.settings.internal_topic("handoff")
         assignment = app.consumer.assignment() if app.consumer else set()
         owns_engine = any(tp.topic == handoff for tp in assignment)
-        child = state.stage1_process
-        if child is not None:  # stage 1 in a child process: what it last reported
-            report = child.report
-            validating = report is not None and report.consuming
-            events = report.events_partitions if report is not None else 0
-        else:
-            consumer = state.validate_consumer
-            validating = consumer is not None
-            events = len(consumer.assignment()) if consumer is not None else 0
-        ready = bool(assignment) and validating and not state.restoring and (
+        validating = state.validate_consumer
+        events = len(validating.assignment()) if validating is not None else 0
+        ready = bool(assignment) and validating is not None and not state.restoring and (
             not owns_engine or state.reducer_ready or state.reducer is None)
         body = {"ready": ready, "assigned_partitions": len(assignment),
                 "events_partitions": events,
-                "stage1": "process" if child is not None else "inline",
                 "runs_engine": owns_engine and state.reducer_ready,
                 "restoring": state.restoring, "recovered_in_s": state.recovered_in_s}
         return web.json(body, status=200 if ready else 503)
@@ -621,24 +586,16 @@ def _install_views(app: faust.App, state: WorkerState) -> None:
     @app.page("/metrics")
     async def metrics(web, request):  # pragma: no cover
         snapshot = gauges(state)
-        child = state.stage1_process
-        report = child.report if child is not None else None
-        return web.bytes(state.metrics.render(snapshot, report.metrics if report else None),
+        return web.bytes(state.metrics.render(snapshot),
                          content_type="text/plain; version=0.0.4")
 
 
 def gauges(state: WorkerState) -> dict[str, list[tuple[dict[str, str], float]]]:
     """Point-in-time gauges for /metrics."""
-    child = state.stage1_process
-    validated: Any = state.validator
-    if child is not None:  # the child's figures (zero while it starts again)
-        validated = child.report or Stage1Report()
     out: dict[str, list[tuple[dict[str, str], float]]] = {
-        "exw_validated_dead_letters": [({}, float(validated.dead))],
-        "exw_raw_text_fields_dropped_total": [({}, float(validated.raw_text_dropped))],
+        "exw_validated_dead_letters": [({}, float(state.validator.dead))],
+        "exw_raw_text_fields_dropped_total": [({}, float(state.validator.raw_text_dropped))],
         "exw_engine_owner": [({}, 1.0 if state.reducer_ready else 0.0)],
-        "exw_stage1_starts": [({"mode": "process" if child else "inline"},
-                                     float(child.starts if child else 1))],
         "exw_checkpoint_bytes": [({}, float(state.checkpoint_bytes))],
         "exw_checkpoint_seconds": [({}, state.checkpoint_seconds)],
         # event batches the reducer read: taken from this worker's stage 1 (not decoded

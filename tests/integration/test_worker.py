@@ -189,19 +189,15 @@ def _ts_of(line: bytes) -> str | None:
 
 # ------------------------------------------------------------------- tests
 
-@pytest.mark.parametrize("stage1", ["process", "inline"])
 def test_one_partition_worker_matches_the_file_replay_byte_for_byte(
-        kafka_bootstrap, unique_topics, sim, file_replay, tmp_path, stage1):
+        kafka_bootstrap, unique_topics, sim, file_replay, tmp_path):
     prefix = unique_topics
     total = _produce(prefix, kafka_bootstrap, sim, partitions=1)
-    worker = Worker(_env(prefix, kafka_bootstrap, tmp_path, "one", EXW_STAGE1=stage1),
-                    tmp_path / "one.log")
+    worker = Worker(_env(prefix, kafka_bootstrap, tmp_path, "one"), tmp_path / "one.log")
     try:
         _wait_processed([worker], _valid_count(file_replay, total))
         status, body = worker.get("/readyz")
-        ready = orjson.loads(body)
-        assert status == 200 and ready["ready"] is True
-        assert ready["stage1"] == stage1 and ready["events_partitions"] == 1
+        assert status == 200 and orjson.loads(body)["ready"] is True
         assert worker.get("/healthz")[0] == 200
         status, metrics = worker.get("/metrics")
         assert status == 200
@@ -215,19 +211,9 @@ def test_one_partition_worker_matches_the_file_replay_byte_for_byte(
                   for line in metrics.decode().splitlines() if line.startswith("exw_")}
         assert served - documented_metrics() == set()
         assert len(served) >= 15
-        assert worker.metric(f'exw_stage1_starts{{mode="{stage1}"}}') == 1
-        # the dead letters and events counted in stage 1 (a child process's own counters,
-        # with stage1=process) are served here
-        assert worker.metric("exw_events_total") == total
-        assert worker.metric("exw_validated_dead_letters") == len(file_replay["dead"])
-        local = worker.metric('exw_handoff_batches_total{read="local"}')
-        decoded = worker.metric('exw_handoff_batches_total{read="decoded"}')
-        if stage1 == "inline":
-            # both stages in one process: the reducer took its own stage 1's events
-            # (streams.handoff.Forwarded) rather than decoding its batches again
-            assert local > 0
-        else:  # stage 1 in a child process: every batch comes through the hand-off
-            assert local == 0 and decoded > 0
+        # this worker runs both stages: its reducer took its own stage 1's events
+        # (streams.handoff.Forwarded) rather than decoding its batches again
+        assert worker.metric('exw_handoff_batches_total{read="local"}') > 0
     finally:
         worker.stop()
     alerts = consume_all(kafka_bootstrap, f"{prefix}alerts-one")
@@ -356,67 +342,6 @@ def test_a_restarted_static_member_takes_its_partitions_back_at_once(
         second.stop()
     assert held == four_partitions["expected"]
     assert _alerts_by_update(consume_all(kafka_bootstrap, f"{prefix}alerts-static")) == \
-        four_partitions["baseline"]
-
-
-def _stage1_child(worker: Worker, timeout_s: float = 60) -> int:
-    """The pid of the worker's stage-1 child process (python -m streams.stage1)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for task in Path(f"/proc/{worker.proc.pid}/task").glob("*/children"):
-            for pid in task.read_text().split():
-                try:
-                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if b"streams.stage1" in cmdline:
-                    return int(pid)
-        time.sleep(0.1)
-    raise AssertionError(f"no stage-1 child process:\n{worker.tail()}")
-
-
-def _gone(pid: int, timeout_s: float = 10) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return True
-        if state == "Z":  # exited, not yet reaped by its (dead) parent's reaper
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def test_a_stage1_child_that_dies_is_started_again_and_dies_with_its_worker(
-        kafka_bootstrap, four_partitions):
-    """EXW_STAGE1=process: stage 1's child killed with -9 on its own is started again by
-    the worker, which goes on and loses nothing (the alerts equal the baseline); the
-    worker killed with -9 takes its child with it, so no stage 1 reads on under the
-    worker's name."""
-    prefix, tmp = four_partitions["prefix"], four_partitions["tmp"]
-    env = _env(prefix, kafka_bootstrap, tmp, "child", EXW_STAGE1="process")
-    worker = Worker(env, tmp / "child.log")
-    try:
-        first = _stage1_child(worker)
-        deadline = time.monotonic() + 120
-        while worker.metric("exw_events_total") <= 0:
-            assert time.monotonic() < deadline, worker.tail()
-            time.sleep(0.05)
-        os.kill(first, signal.SIGKILL)
-        assert _gone(first)
-        second = _stage1_child(worker)
-        assert second != first
-        _wait_processed([worker], four_partitions["expected"])
-        assert worker.metric('exw_stage1_starts{mode="process"}') == 2
-        held = worker.metric("exw_events_processed_total") + worker.metric("exw_events_buffered")
-        assert held == four_partitions["expected"]
-        assert "stage 1's process exited with -9: starting it again" in worker.tail()
-        worker.kill()
-        assert _gone(second), "the stage-1 child outlived its worker"
-    finally:
-        worker.stop()
-    assert _alerts_by_update(consume_all(kafka_bootstrap, f"{prefix}alerts-child")) == \
         four_partitions["baseline"]
 
 

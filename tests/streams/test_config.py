@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from streams.config import ConfigError, Settings, usable_cpus
+from streams.config import ConfigError, Settings
 
 
 def test_defaults_match_the_documented_topics():
@@ -80,27 +78,3 @@ def test_static_membership_names_the_worker_and_the_session_sets_the_heartbeat(m
     assert (s.session_timeout_s, s.heartbeat_interval_s) == (6.0, 2.0)
     assert Settings.from_env({"EXW_GROUP_INSTANCE_ID": "worker-1"}).group_instance() == "worker-1"
     assert Settings.from_env({"EXW_SESSION_TIMEOUT_S": "60"}).heartbeat_interval_s == 3.0
-
-
-def test_stage1_mode_is_read_and_checked() -> None:
-    assert Settings.from_env({}).stage1 == "auto"
-    assert Settings.from_env({"EXW_STAGE1": "inline"}).stage1_in_child(cpus=16) is False
-    assert Settings.from_env({"EXW_STAGE1": "process"}).stage1_in_child(cpus=1) is True
-    auto = Settings.from_env({"EXW_STAGE1": "auto"})
-    assert [auto.stage1_in_child(cpus=c) for c in (1, 1.5, 2, 8)] == [False, False, True, True]
-    with pytest.raises(ConfigError, match="EXW_STAGE1 must be one of"):
-        Settings.from_env({"EXW_STAGE1": "thread"})
-
-
-def test_usable_cpus_is_capped_by_the_cgroup_quota(tmp_path) -> None:
-    affinity = float(len(os.sched_getaffinity(0)))
-    cpu_max = tmp_path / "cpu.max"
-    assert usable_cpus(str(tmp_path / "absent")) == affinity
-    cpu_max.write_text("max 100000\n")
-    assert usable_cpus(str(cpu_max)) == affinity
-    cpu_max.write_text("50000 100000\n")  # half a CPU
-    assert usable_cpus(str(cpu_max)) == min(affinity, 0.5)
-    cpu_max.write_text("800000 100000\n")  # 8 CPUs of quota: the affinity decides
-    assert usable_cpus(str(cpu_max)) == min(affinity, 8.0)
-    cpu_max.write_text("garbage\n")
-    assert usable_cpus(str(cpu_max)) == affinity
