@@ -152,6 +152,7 @@ class Stage1:
         # the offsets to commit once they are (a fetch does not wait for the broker's
         # answer to the one before; at most IN_FLIGHT of them wait)
         self.in_flight: deque[tuple[list, dict]] = deque()
+        self.settling = asyncio.Lock()
         self.handoff = self.settings.internal_topic("handoff")
 
     async def send_handoff(self, value: bytes) -> None:
@@ -256,12 +257,26 @@ class Stage1:
 
     async def settle_one(self, consumer: AIOKafkaConsumer) -> None:
         """Wait for the oldest forwarded batch's records to be acknowledged, then commit
-        its offsets (a batch's offsets never move before its outputs are stored)."""
-        sent, commit = self.in_flight.popleft()
-        if sent:
-            await asyncio.gather(*sent)
-        if commit:
-            await commit_assigned(consumer, commit)
+        its offsets (a batch's offsets never move before its outputs are stored).
+
+        One at a time (the loop and a rebalance both settle), so offsets move in the
+        order the batches were fetched. If a batch's records fail, the batches after it
+        are dropped uncommitted: a later batch's offsets would pass over the failed
+        one's, whose records would then never be read again.
+        """
+        async with self.settling:
+            if not self.in_flight:
+                return
+            sent, commit = self.in_flight[0]
+            if sent:
+                try:
+                    await asyncio.gather(*sent)
+                except BaseException:
+                    self.in_flight.clear()
+                    raise
+            self.in_flight.popleft()
+            if commit:
+                await commit_assigned(consumer, commit)
 
     async def settle(self, consumer: AIOKafkaConsumer) -> None:
         """Every batch forwarded so far acknowledged and committed."""

@@ -1,0 +1,144 @@
+"""Stage 1's batches in flight (streams.stage1): offsets move only after their batch's
+records are stored, in the order the batches were fetched, and never past a batch whose
+records failed. A stand-in consumer and producer; the real broker runs the same code in
+tests/integration and tests/reliability."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+
+from streams import stage1
+from streams.config import Settings
+from streams.worker import WorkerState
+
+TOPIC = "calls"
+
+
+@dataclass
+class Message:
+    offset: int
+    value: bytes
+
+
+class Consumer:
+    """What Stage1.validate_batches and settle use of an AIOKafkaConsumer."""
+
+    def __init__(self, partitions: int) -> None:
+        self.held = {TopicPartition(TOPIC, p) for p in range(partitions)}
+        self.commits: list[dict[int, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.held
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 10**9
+
+    async def commit(self, offsets: dict) -> None:
+        self.commits.append({tp.partition: off for tp, off in offsets.items()})
+
+
+def _event(i: int) -> bytes:
+    return orjson.dumps({
+        "v": 1, "event_id": f"{i:032x}", "ts": f"2026-03-06T00:{i // 60 % 60:02d}:{i % 60:02d}Z",
+        "account_id": "acct_ea353697c71d", "org_id": None, "api_key_id": "key_6162050f1ef42ad3",
+        "access_path": "api", "client_ip": "168.211.148.162", "asn": 4752,
+        "tls_fingerprint": "t13d1812h1_710fa7a94e34_e4ae34ea0c8b", "user_agent": "sdk/1.0",
+        "payment_fingerprint": None, "account_created_at": "2025-07-04T13:54:14.000Z",
+        "model": "claude-sim-3", "features": [], "task": "coding",
+        "prompt_simhash": "a155f7b6892b55b8", "cot_elicitation": 0.046,
+        "input_tokens": 1294, "output_tokens": 310, "status": 200, "latency_ms": 56})
+
+
+def _batch(partition: int, first: int, n: int = 3) -> dict:
+    return {TopicPartition(TOPIC, partition): [Message(first + i, _event(first + i))
+                                               for i in range(n)]}
+
+
+class Producer:
+    """``send`` queues a record and hands back a future the test resolves."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future] = []
+        self.topics: list[str] = []
+
+    async def send(self, topic, key, value, headers=None) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self.futures.append(fut)
+        self.topics.append(topic)
+        return fut
+
+
+def _stage1(producer: Producer) -> stage1.Stage1:
+    state = WorkerState(Settings.from_env({"EXW_TOPIC_EVENTS": TOPIC}))
+    return stage1.Stage1(state, producer.send, on_clash=lambda: None)
+
+
+def test_offsets_move_in_fetch_order_once_their_records_are_stored() -> None:
+    async def run() -> None:
+        producer, consumer = Producer(), Consumer(2)
+        s1 = _stage1(producer)
+        for k in range(stage1.IN_FLIGHT):  # fetched and forwarded, none acknowledged
+            await s1.validate_batches(consumer, _batch(k % 2, 10 * k))
+        assert len(s1.in_flight) == stage1.IN_FLIGHT and consumer.commits == []
+        assert producer.topics == [s1.handoff] * stage1.IN_FLIGHT
+        # the second batch is stored first: nothing may move until the first is
+        producer.futures[1].set_result(None)
+        settling = asyncio.ensure_future(s1.settle(consumer))
+        await asyncio.sleep(0.01)
+        assert consumer.commits == [] and not settling.done()
+        # one more fetch beyond the bound waits for the oldest batch too
+        fetching = asyncio.ensure_future(s1.validate_batches(consumer, _batch(0, 100)))
+        await asyncio.sleep(0.01)
+        assert not fetching.done()
+        for fut in producer.futures:
+            if not fut.done():
+                fut.set_result(None)
+        await settling
+        await fetching
+        await s1.settle(consumer)
+        assert consumer.commits == [{0: 3}, {1: 13}, {0: 23}, {1: 33}, {0: 103}]
+        assert not s1.in_flight
+
+    asyncio.run(run())
+
+
+def test_no_offset_moves_past_a_batch_whose_records_failed() -> None:
+    async def run() -> None:
+        producer, consumer = Producer(), Consumer(1)
+        s1 = _stage1(producer)
+        for k in range(3):
+            await s1.validate_batches(consumer, _batch(0, 10 * k))
+        producer.futures[0].set_exception(ConnectionError("broker gone"))
+        for fut in producer.futures[1:]:
+            fut.set_result(None)  # the later batches were stored
+        with pytest.raises(ConnectionError):
+            await s1.settle(consumer)
+        # their offsets would pass over the failed batch: dropped, read again after a restart
+        assert consumer.commits == [] and not s1.in_flight
+
+    asyncio.run(run())
+
+
+def test_a_rebalance_settling_beside_the_loop_keeps_the_order() -> None:
+    async def run() -> None:
+        producer, consumer = Producer(), Consumer(1)
+        s1 = _stage1(producer)
+        for k in range(3):
+            await s1.validate_batches(consumer, _batch(0, 10 * k))
+        loop_side = asyncio.ensure_future(s1.settle_one(consumer))   # waits on batch 1
+        await asyncio.sleep(0.01)
+        rebalance = asyncio.ensure_future(s1.settle(consumer))       # the revoke handler
+        producer.futures[2].set_result(None)
+        producer.futures[1].set_result(None)
+        await asyncio.sleep(0.01)
+        assert consumer.commits == []  # batch 1 not stored yet: nobody commits 2 or 3
+        producer.futures[0].set_result(None)
+        await asyncio.gather(loop_side, rebalance)
+        assert consumer.commits == [{0: 3}, {0: 13}, {0: 23}]
+
+    asyncio.run(run())
