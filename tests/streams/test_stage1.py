@@ -78,6 +78,15 @@ def _stage1(producer: Producer) -> stage1.Stage1:
     return stage1.Stage1(state, producer.send, on_clash=lambda: None)
 
 
+async def _forwarded(batches: int) -> tuple[Producer, Consumer, stage1.Stage1]:
+    """A stage 1 on one partition that forwarded ``batches`` batches, none acknowledged."""
+    producer, consumer = Producer(), Consumer(1)
+    s1 = _stage1(producer)
+    for k in range(batches):
+        await s1.validate_batches(consumer, _batch(0, 10 * k))
+    return producer, consumer, s1
+
+
 def test_offsets_move_in_fetch_order_once_their_records_are_stored() -> None:
     async def run() -> None:
         producer, consumer = Producer(), Consumer(2)
@@ -109,10 +118,7 @@ def test_offsets_move_in_fetch_order_once_their_records_are_stored() -> None:
 
 def test_no_offset_moves_past_a_batch_whose_records_failed() -> None:
     async def run() -> None:
-        producer, consumer = Producer(), Consumer(1)
-        s1 = _stage1(producer)
-        for k in range(3):
-            await s1.validate_batches(consumer, _batch(0, 10 * k))
+        producer, consumer, s1 = await _forwarded(3)
         producer.futures[0].set_exception(ConnectionError("broker gone"))
         for fut in producer.futures[1:]:
             fut.set_result(None)  # the later batches were stored
@@ -126,10 +132,7 @@ def test_no_offset_moves_past_a_batch_whose_records_failed() -> None:
 
 def test_a_rebalance_settling_beside_the_loop_keeps_the_order() -> None:
     async def run() -> None:
-        producer, consumer = Producer(), Consumer(1)
-        s1 = _stage1(producer)
-        for k in range(3):
-            await s1.validate_batches(consumer, _batch(0, 10 * k))
+        producer, consumer, s1 = await _forwarded(3)
         loop_side = asyncio.ensure_future(s1.settle_one(consumer))   # waits on batch 1
         await asyncio.sleep(0.01)
         rebalance = asyncio.ensure_future(s1.settle(consumer))       # the revoke handler
