@@ -208,7 +208,7 @@ hour on a shared machine):
 
 ```sh
 make bench BENCH_EVENTS=1000000 BENCH_ACCOUNTS=100000,1000000 BENCH_LONG_EVENTS=20000000 \\
-           BENCH_PUBLIC_SCALE=1.0 BENCH_LATENCY_SCALE=1.0 BENCH_WORKER_SCALE=0.2
+           BENCH_PUBLIC_SCALE=1.0 BENCH_LATENCY_SCALE=1.0 BENCH_WORKER_SCALE=1.0
 ```
 
 Each script also runs alone and takes its sizes as arguments (`--help`):
