@@ -69,7 +69,7 @@ from models.wire import decode as decode_event  # decode_api_call without its in
 __all__ = ["Validator", "Reducer", "Forwarded", "HandoffCall", "EventBatch", "alert_headers",
            "dead_letter_headers", "split_blob", "join_blob", "read_checkpoint",
            "checkpoint_format", "CheckpointError", "LoadedCheckpoint", "CHECKPOINT_FORMAT",
-           "CHECKPOINT_LAYOUT", "DISCARD_REASONS", "REDUCER_FIELDS"]
+           "CHECKPOINT_LAYOUT", "DISCARD_REASONS", "REDUCER_FIELDS", "placeholders_empty"]
 
 # What a Reducer pickles (its __dict__; tests/streams/test_handoff.py keeps the
 # list in step with the class).
@@ -130,6 +130,32 @@ if ApiCall.__struct_fields__[_HANDOFF_FIELDS:] != _RAW_PLACEHOLDERS:  # pragma: 
     raise ImportError("ApiCall's raw-text placeholders are no longer its last fields: "
                       "streams.handoff cuts them off the end of each event")
 _astuple = msgspec.structs.astuple
+
+
+def placeholders_empty(events: Iterable[ApiCall]) -> bool:
+    """True when none of ``events`` that dropped raw-text fields holds anything in a
+    raw-text placeholder: then a batch record of them says all they do.
+
+    The decoder never puts text there (a payload with raw-text keys is built by the
+    reference decoder, which leaves the placeholders empty); this checks it rather
+    than trusts it, for the few events that dropped any.
+
+    >>> from models.contract import decode_api_call
+    >>> event = decode_api_call({"v": 1, "event_id": "e", "ts": "2026-03-06T12:00:05Z",
+    ...     "account_id": "a", "access_path": "api", "client_ip": "10.0.0.1", "model": "m",
+    ...     "features": [], "input_tokens": 1, "output_tokens": 2, "status": 200,
+    ...     "prompt": "hidden"})
+    >>> event.raw_text_dropped, placeholders_empty([event])
+    (1, True)
+    >>> placeholders_empty([msgspec.structs.replace(event, dropped_prompt=msgspec.Raw(b'"x"'))])
+    False
+    """
+    for event in events:
+        if event.raw_text_dropped:
+            for name in _RAW_PLACEHOLDERS:
+                if len(getattr(event, name)):
+                    return False
+    return True
 
 
 class EventBatch(msgspec.Struct, array_like=True, tag="ev", gc=False):
@@ -217,8 +243,11 @@ class Forwarded:
     alerts (tests/streams/test_handoff.py).
 
     Bounded: at most ``limit`` events are held; the oldest batches go first. The
-    worker does not hold a batch whose events carried raw-text fields: their
-    placeholders, which the hand-off cuts off, would reach the engine. Events
+    worker holds a batch whose payloads carried raw-text fields too (the decoder
+    keeps none of that text, and the counts of dropped fields travel in the
+    record), but not one whose events hold anything in a raw-text placeholder
+    (:func:`placeholders_empty`): the hand-off cuts placeholders off, so the
+    engine would see what the record does not say. Events
     whose timestamps have whole seconds keep an int epoch here where the
     hand-off gives a float, as in the file replay; the alerts are the same.
 

@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from streams.config import Settings
-from streams.handoff import Forwarded, Validator, dead_letter_headers
+from streams.handoff import Forwarded, Validator, dead_letter_headers, placeholders_empty
 from streams.metrics import Metrics
 from streams.topics import partitions_for
 
@@ -240,7 +240,8 @@ class Stage1:
             hw = highwater_if_assigned(consumer, tp)
             if offsets:  # a batch of bad records only: the idle check reports the end
                 value = Validator.batch_record(p, offsets, events, hw)
-                if self.remember and validator.raw_text_dropped == raw_before:
+                if self.remember and (validator.raw_text_dropped == raw_before
+                                      or placeholders_empty(events)):
                     state.forwarded.remember(value, p, offsets, events, hw)
                 # queued, not awaited one by one: the partitions' records go out in
                 # one produce request (one partition, so they keep their order)

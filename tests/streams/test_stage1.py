@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import msgspec
 import orjson
 import pytest
 from aiokafka import TopicPartition
 
 from streams import stage1
 from streams.config import Settings
+from streams.handoff import EventBatch
 from streams.worker import WorkerState
 
 TOPIC = "calls"
@@ -65,17 +67,19 @@ class Producer:
     def __init__(self) -> None:
         self.futures: list[asyncio.Future] = []
         self.topics: list[str] = []
+        self.values: list[bytes] = []
 
     async def send(self, topic, key, value, headers=None) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
         self.futures.append(fut)
         self.topics.append(topic)
+        self.values.append(value)
         return fut
 
 
-def _stage1(producer: Producer) -> stage1.Stage1:
+def _stage1(producer: Producer, remember: bool = False) -> stage1.Stage1:
     state = WorkerState(Settings.from_env({"EXW_TOPIC_EVENTS": TOPIC}))
-    return stage1.Stage1(state, producer.send, on_clash=lambda: None)
+    return stage1.Stage1(state, producer.send, on_clash=lambda: None, remember=remember)
 
 
 async def _forwarded(batches: int) -> tuple[Producer, Consumer, stage1.Stage1]:
@@ -143,5 +147,60 @@ def test_a_rebalance_settling_beside_the_loop_keeps_the_order() -> None:
         producer.futures[0].set_result(None)
         await asyncio.gather(loop_side, rebalance)
         assert consumer.commits == [{0: 3}, {0: 13}, {0: 23}]
+
+    asyncio.run(run())
+
+
+def _with_text(i: int) -> bytes:
+    """Event ``i`` with the raw prompt and completion a misconfigured producer sends."""
+    payload = orjson.loads(_event(i))
+    payload.update(prompt="SECRET-P", completion="SECRET-C")
+    return orjson.dumps(payload)
+
+
+def test_a_batch_whose_payloads_carried_raw_text_is_held_for_the_reducer() -> None:
+    """The reducer takes such a batch from memory like any other (a producer sending
+    text in every payload must not make it decode every batch again), and what it takes
+    is what the record says."""
+    async def run() -> None:
+        producer, consumer = Producer(), Consumer(1)
+        s1 = _stage1(producer, remember=True)
+        batch = {TopicPartition(TOPIC, 0): [Message(0, _event(0)), Message(1, _with_text(1)),
+                                            Message(2, _event(2))]}
+        await s1.validate_batches(consumer, batch)
+        (value,) = producer.values
+        assert b"SECRET" not in value
+        taken = s1.state.forwarded.take(value)
+        assert taken is not None
+        decoded = msgspec.msgpack.decode(value, type=EventBatch)
+        assert [e.raw_text_dropped for e in taken[2]] == [0, 2, 0]
+        assert [msgspec.structs.asdict(e) for e in taken[2]] == \
+            [msgspec.structs.asdict(e) for e in decoded.e]
+
+    asyncio.run(run())
+
+
+def test_a_batch_with_text_in_a_placeholder_is_not_held(monkeypatch) -> None:
+    """Were the decoder ever to leave text in a placeholder, the record (which cuts
+    placeholders off) would not say what the held events do: that batch is decoded."""
+    async def run() -> None:
+        producer, consumer = Producer(), Consumer(1)
+        s1 = _stage1(producer, remember=True)
+        validate = s1.state.validator.validate
+
+        def leaky(partition, records):
+            offsets, events, dead = validate(partition, records)
+            events = [msgspec.structs.replace(e, dropped_prompt=msgspec.Raw(b'"SECRET-P"'))
+                      if e.raw_text_dropped else e for e in events]
+            return offsets, events, dead
+
+        monkeypatch.setattr(s1.state.validator, "validate", leaky)
+        await s1.validate_batches(consumer, {TopicPartition(TOPIC, 0): [
+            Message(0, _event(0)), Message(1, _with_text(1))]})
+        (value,) = producer.values
+        assert b"SECRET" not in value and s1.state.forwarded.take(value) is None
+        # a batch without raw text is still held
+        await s1.validate_batches(consumer, _batch(0, 10))
+        assert s1.state.forwarded.take(producer.values[1]) is not None
 
     asyncio.run(run())
