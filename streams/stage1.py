@@ -100,6 +100,30 @@ async def send_dead_letters(send: Send, topic: str, metrics: Metrics, records: l
     return futures
 
 
+async def wait_for_room(forwarded: Forwarded, reducer_ready: Callable[[], bool],
+                        wait_s: float, step_s: float = 0.005) -> None:
+    """Stage 1's back-pressure from this worker's own reducer: while the batches held
+    for it (``forwarded``) leave no room for another fetch, wait as long as the reducer
+    keeps taking them, so that every batch is still held when the reducer gets there.
+
+    Only when it takes none for ``wait_s`` (it is reading other records: a restore's,
+    another worker's) are the held batches dropped, to be decoded from the hand-off,
+    and stage 1 goes on. (Going on as soon as the reducer is slower than ``wait_s``
+    dropped the oldest held batch, the one the reducer would read next.)
+    """
+    hits = forwarded.hits
+    idle = 0.0
+    while reducer_ready() and forwarded.pending + BATCH_MAX > forwarded.limit:
+        if forwarded.hits != hits:
+            hits = forwarded.hits
+            idle = 0.0
+        elif idle >= wait_s:
+            forwarded.clear()  # the reducer took none of them: stop holding them
+            return
+        await asyncio.sleep(step_s)
+        idle += step_s
+
+
 class _Rebalance(ConsumerRebalanceListener):
     """Stage 1 forgets its per-partition positions when the group moves partitions."""
 

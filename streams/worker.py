@@ -40,7 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as _FaustConsumerThread
 
 from models.engine import DETECTOR_VERSION
-from streams import membership, stage1
+from streams import membership
 from streams.config import Settings
 from streams.config import settings as load_settings
 from streams.handoff import (
@@ -54,7 +54,13 @@ from streams.handoff import (
     stamp,
 )
 from streams.metrics import Metrics
-from streams.stage1 import Stage1, commit_assigned, highwater_if_assigned, send_dead_letters
+from streams.stage1 import (
+    Stage1,
+    commit_assigned,
+    highwater_if_assigned,
+    send_dead_letters,
+    wait_for_room,
+)
 from streams.topics import ensure_topics
 
 __all__ = ["create_app", "WorkerState", "collect_snapshot", "commit_assigned", "fork_snapshot",
@@ -65,8 +71,8 @@ if not callable(getattr(_FaustConsumerThread, "_create_worker_consumer", None)):
     raise ImportError("this Faust release has no AIOKafkaConsumerThread._create_worker_consumer; "
                       "streams.worker._set_fetch_wait needs updating")
 # events stage 1 holds for this worker's own reducer (streams.handoff.Forwarded); while
-# this worker runs the engine, stage 1 waits (at most FORWARD_WAIT_S) rather than
-# run further ahead of it, so that its batches are still held when the reducer gets there
+# this worker runs the engine, stage 1 waits rather than run further ahead of it, unless
+# the reducer takes none for FORWARD_WAIT_S (streams.stage1.wait_for_room)
 FORWARDED_EVENTS = 32_768
 FORWARD_WAIT_S = 2.0
 
@@ -342,18 +348,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                      remember=True, wait_for_reducer=reducer_caught_up).run()
 
     async def reducer_caught_up() -> None:
-        """While this worker runs the engine and holds a full window of its own
-        forwarded events, wait (at most FORWARD_WAIT_S) for the reducer to read some."""
-        forwarded = state.forwarded
-        hits = forwarded.hits
-        waited = 0.0
-        while state.reducer_ready and forwarded.pending + stage1.BATCH_MAX > forwarded.limit:
-            if waited >= FORWARD_WAIT_S:
-                if forwarded.hits == hits:
-                    forwarded.clear()  # the reducer took none of them: stop holding them
-                return
-            await asyncio.sleep(0.005)
-            waited += 0.005
+        await wait_for_room(state.forwarded, lambda: state.reducer_ready, FORWARD_WAIT_S)
 
     @app.agent(releases, name="releases")
     async def forward_releases(stream):  # pragma: no cover - exercised against the real broker

@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 
 from streams import stage1
 from streams.config import Settings
-from streams.handoff import EventBatch
+from streams.handoff import EventBatch, Forwarded
 from streams.worker import WorkerState
 
 TOPIC = "calls"
@@ -202,5 +202,53 @@ def test_a_batch_with_text_in_a_placeholder_is_not_held(monkeypatch) -> None:
         # a batch without raw text is still held
         await s1.validate_batches(consumer, _batch(0, 10))
         assert s1.state.forwarded.take(producer.values[1]) is not None
+
+    asyncio.run(run())
+
+
+def _full(limit: int = 2 * stage1.BATCH_MAX) -> Forwarded:
+    """A Forwarded holding all it may, in batches of 1,000 events: the reducer must take
+    several before stage 1 has room for another fetch."""
+    forwarded = Forwarded(limit=limit)
+    k = 0
+    while forwarded.pending + 1000 <= limit:
+        forwarded.remember(b"batch-%d" % k, 0, [k], [None] * 1000, None)
+        k += 1
+    return forwarded
+
+
+def test_stage1_waits_as_long_as_its_reducer_keeps_taking_batches() -> None:
+    """A reducer that needs longer than the wait bound to make room (but takes a batch
+    within it each time) still finds every batch held."""
+    async def run() -> None:
+        forwarded = _full()
+        held = forwarded.pending // 1000
+
+        async def slow_reducer() -> None:
+            for k in range(held):
+                await asyncio.sleep(0.02)  # 5 takes make room: 0.1 s in all
+                assert forwarded.take(b"batch-%d" % k) is not None
+
+        reducer = asyncio.ensure_future(slow_reducer())
+        await stage1.wait_for_room(forwarded, lambda: True, wait_s=0.06, step_s=0.001)
+        # room made by the reducer alone, over more than the bound
+        assert forwarded.pending + stage1.BATCH_MAX <= forwarded.limit
+        assert forwarded.evicted == 0 and forwarded.hits >= 2
+        await reducer
+
+    asyncio.run(run())
+
+
+def test_stage1_drops_what_it_holds_when_its_reducer_takes_none() -> None:
+    async def run() -> None:
+        forwarded = _full()
+        await asyncio.wait_for(
+            stage1.wait_for_room(forwarded, lambda: True, wait_s=0.01, step_s=0.001), 1.0)
+        assert forwarded.pending == 0 and forwarded.evicted > 0
+        # and does not wait at all while another worker runs the engine
+        forwarded = _full()
+        await asyncio.wait_for(
+            stage1.wait_for_room(forwarded, lambda: False, wait_s=10.0), 0.1)
+        assert forwarded.evicted == 0
 
     asyncio.run(run())
