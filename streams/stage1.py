@@ -101,27 +101,36 @@ async def send_dead_letters(send: Send, topic: str, metrics: Metrics, records: l
 
 
 async def wait_for_room(forwarded: Forwarded, reducer_ready: Callable[[], bool],
-                        wait_s: float, step_s: float = 0.005) -> None:
+                        wait_s: float, reducer_coming: Callable[[], bool] = lambda: False,
+                        coming_s: float = 30.0, step_s: float = 0.005) -> None:
     """Stage 1's back-pressure from this worker's own reducer: while the batches held
     for it (``forwarded``) leave no room for another fetch, wait as long as the reducer
     keeps taking them, so that every batch is still held when the reducer gets there.
 
-    Only when it takes none for ``wait_s`` (it is reading other records: a restore's,
-    another worker's) are the held batches dropped, to be decoded from the hand-off,
-    and stage 1 goes on. (Going on as soon as the reducer is slower than ``wait_s``
-    dropped the oldest held batch, the one the reducer would read next.)
+    Only when it takes none for ``wait_s`` (it is reading other records: another
+    worker's) are the held batches dropped, to be decoded from the hand-off, and stage 1
+    goes on. (Going on as soon as the reducer was slower than ``wait_s`` dropped the
+    oldest held batch, the one the reducer would read next.) While the reducer is
+    ``reducer_coming`` (a worker starting, before it knows whether it runs the engine,
+    or restoring its state), stage 1 waits up to ``coming_s`` without dropping
+    anything: the reducer reads those batches first once it is ready.
     """
     hits = forwarded.hits
-    idle = 0.0
-    while reducer_ready() and forwarded.pending + BATCH_MAX > forwarded.limit:
-        if forwarded.hits != hits:
-            hits = forwarded.hits
-            idle = 0.0
-        elif idle >= wait_s:
-            forwarded.clear()  # the reducer took none of them: stop holding them
+    idle = coming = 0.0
+    while forwarded.pending + BATCH_MAX > forwarded.limit:
+        if reducer_ready():
+            if forwarded.hits != hits:
+                hits = forwarded.hits
+                idle = 0.0
+            elif idle >= wait_s:
+                forwarded.clear()  # the reducer took none of them: stop holding them
+                return
+            idle += step_s
+        elif reducer_coming() and coming < coming_s:
+            coming += step_s
+        else:
             return
         await asyncio.sleep(step_s)
-        idle += step_s
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -129,6 +129,9 @@ class WorkerState:
         self.reducer: Reducer | None = None
         self.reducer_ready = False
         self.restoring = False
+        # until the first assignment of the hand-off topic says whether this worker runs
+        # the engine (stage 1 keeps what it forwards for it meanwhile)
+        self.engine_coming = True
         self.forwarded_next: dict[int, int] = {}  # ... next offset forwarded to the hand-off
         self.idle_sent: dict[int, int] = {}
         self.parts_sent = False
@@ -348,7 +351,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
                      remember=True, wait_for_reducer=reducer_caught_up).run()
 
     async def reducer_caught_up() -> None:
-        await wait_for_room(state.forwarded, lambda: state.reducer_ready, FORWARD_WAIT_S)
+        await wait_for_room(state.forwarded, lambda: state.reducer_ready, FORWARD_WAIT_S,
+                            reducer_coming=lambda: state.engine_coming or state.restoring)
 
     @app.agent(releases, name="releases")
     async def forward_releases(stream):  # pragma: no cover - exercised against the real broker
@@ -525,6 +529,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app, assigned, **kwargs):  # pragma: no cover
+        state.engine_coming = False
         if any(tp.topic == handoff_name for tp in assigned):
             if state.reducer is not None:
                 state.reducer_ready = True

@@ -252,3 +252,33 @@ def test_stage1_drops_what_it_holds_when_its_reducer_takes_none() -> None:
         assert forwarded.evicted == 0
 
     asyncio.run(run())
+
+
+def test_stage1_keeps_what_it_holds_while_its_reducer_is_coming() -> None:
+    """A starting worker (before it knows whether it runs the engine) or a restoring one
+    keeps its batches: the reducer reads them first once ready. Not for ever, though."""
+    async def run() -> None:
+        forwarded = _full()
+        phase = {"ready": False, "coming": True}
+
+        async def reducer_starts() -> None:
+            await asyncio.sleep(0.05)  # longer than wait_s: a ready reducer would be idle
+            phase.update(ready=True, coming=False)
+            for k in range(5):
+                assert forwarded.take(b"batch-%d" % k) is not None
+                await asyncio.sleep(0.001)
+
+        reducer = asyncio.ensure_future(reducer_starts())
+        await stage1.wait_for_room(forwarded, lambda: phase["ready"], wait_s=0.02,
+                                   reducer_coming=lambda: phase["coming"], step_s=0.001)
+        assert phase["ready"] and forwarded.evicted == 0
+        assert forwarded.pending + stage1.BATCH_MAX <= forwarded.limit
+        await reducer
+        # a reducer coming for longer than coming_s: stage 1 goes on, dropping nothing yet
+        forwarded = _full()
+        await asyncio.wait_for(stage1.wait_for_room(
+            forwarded, lambda: False, wait_s=0.01, reducer_coming=lambda: True,
+            coming_s=0.02, step_s=0.001), 1.0)
+        assert forwarded.evicted == 0 and forwarded.pending == forwarded.limit
+
+    asyncio.run(run())
