@@ -75,6 +75,10 @@ if not callable(getattr(_FaustConsumerThread, "_create_worker_consumer", None)):
 # the reducer takes none for FORWARD_WAIT_S (streams.stage1.wait_for_room)
 FORWARDED_EVENTS = 32_768
 FORWARD_WAIT_S = 2.0
+# ... and while a starting worker learns whether it runs the engine, or restores it, it
+# waits at most this long without dropping them (a worker that does not run the engine
+# feeds another's: it must not stall long)
+FORWARD_COMING_S = 10.0
 
 
 def exit_name_clash(settings: Settings, evidence: str) -> None:
@@ -352,7 +356,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     async def reducer_caught_up() -> None:
         await wait_for_room(state.forwarded, lambda: state.reducer_ready, FORWARD_WAIT_S,
-                            reducer_coming=lambda: state.engine_coming or state.restoring)
+                            reducer_coming=lambda: state.engine_coming or state.restoring,
+                            coming_s=FORWARD_COMING_S)
 
     @app.agent(releases, name="releases")
     async def forward_releases(stream):  # pragma: no cover - exercised against the real broker
