@@ -34,11 +34,14 @@ from streams.handoff import Forwarded, Validator, dead_letter_headers, placehold
 from streams.metrics import Metrics
 from streams.topics import partitions_for
 
-__all__ = ["Stage1", "commit_assigned", "highwater_if_assigned", "send_dead_letters"]
+__all__ = ["Stage1", "commit_assigned", "highwater_if_assigned", "send_dead_letters",
+           "wait_for_room"]
 
 log = logging.getLogger("extraction_watch.stage1")
 
 BATCH_MAX = 5000
+# seconds stage 1 waited for its own reducer to make room (docs/operations.md)
+BACKPRESSURE_METRIC = "exw_stage1_backpressure_seconds_total"
 IN_FLIGHT = 4
 IDLE_CHECK_S = 1.0
 
@@ -187,6 +190,8 @@ class Stage1:
         self.in_flight: deque[tuple[list, dict]] = deque()
         self.settling = asyncio.Lock()
         self.handoff = self.settings.internal_topic("handoff")
+        if wait_for_reducer is not None:
+            self.metrics.inc(BACKPRESSURE_METRIC, 0)  # served from the start
 
     async def send_handoff(self, value: bytes) -> None:
         await (await self.send(self.handoff, None, value))
@@ -216,7 +221,12 @@ class Stage1:
         try:
             while True:
                 if self.wait_for_reducer is not None:
+                    waiting = time.perf_counter()
                     await self.wait_for_reducer()
+                    # (time the engine, not the events topic, held this worker back)
+                    waited = time.perf_counter() - waiting
+                    if waited >= 0.001:
+                        self.metrics.inc(BACKPRESSURE_METRIC, waited)
                 batches = await consumer.getmany(timeout_ms=200, max_records=BATCH_MAX)
                 if batches:
                     await self.announce_partitions(consumer)
