@@ -41,7 +41,7 @@ log = logging.getLogger("extraction_watch.stage1")
 
 BATCH_MAX = 5000
 # seconds stage 1 waited for its own reducer to make room (docs/operations.md)
-BACKPRESSURE_METRIC = "exw_stage1_backpressure_seconds_total"
+BACKPRESSURE_METRIC = "exw_backpressure_seconds_total"
 IN_FLIGHT = 4
 IDLE_CHECK_S = 1.0
 

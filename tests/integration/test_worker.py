@@ -214,7 +214,7 @@ def test_one_partition_worker_matches_the_file_replay_byte_for_byte(
         # this worker runs both stages: its reducer took its own stage 1's events
         # (streams.handoff.Forwarded) rather than decoding its batches again
         assert worker.metric('exw_handoff_batches_total{read="local"}') > 0
-        assert worker.metric("exw_stage1_backpressure_seconds_total") >= 0.0
+        assert worker.metric("exw_backpressure_seconds_total") >= 0.0
     finally:
         worker.stop()
     alerts = consume_all(kafka_bootstrap, f"{prefix}alerts-one")

@@ -291,8 +291,8 @@ def test_a_stage1_with_a_reducer_to_wait_for_serves_its_backpressure_from_the_st
     state = WorkerState(Settings.from_env({"EXW_TOPIC_EVENTS": TOPIC}))
     stage1.Stage1(state, Producer().send, on_clash=lambda: None, remember=True,
                   wait_for_reducer=never_waits)
-    assert b"\nexw_stage1_backpressure_seconds_total 0\n" in state.metrics.render()
+    assert b"\nexw_backpressure_seconds_total 0\n" in state.metrics.render()
     # a worker whose stage 1 has no reducer to wait for does not serve it
     state = WorkerState(Settings.from_env({"EXW_TOPIC_EVENTS": TOPIC}))
     stage1.Stage1(state, Producer().send, on_clash=lambda: None)
-    assert b"exw_stage1_backpressure" not in state.metrics.render()
+    assert b"exw_backpressure" not in state.metrics.render()
